@@ -1,0 +1,65 @@
+"""loopsafe: password hashing that never blocks an async server.
+
+The public surface is re-exported here; the modules behind it are private
+(``loopsafe._pool``, ``loopsafe._hashers``...) except the ones users import by
+name: `loopsafe.django`, `loopsafe.starlette`, `loopsafe.prometheus`,
+`loopsafe.testing`, `loopsafe.exceptions` and `loopsafe.profiles`.
+"""
+
+from __future__ import annotations
+
+from loopsafe import profiles
+from loopsafe._api import PasswordHash
+from loopsafe._default import configure, default_pool
+from loopsafe._hashers import (
+    Argon2Hasher,
+    BCryptHasher,
+    BCryptSHA256Hasher,
+    Hasher,
+    MD5Hasher,
+    PBKDF2Hasher,
+    PBKDF2SHA1Hasher,
+    ScryptHasher,
+)
+from loopsafe._lag import LagSnapshot, LoopLagMonitor
+from loopsafe._pool import HashPool, PoolStatistics, usable_cpus
+from loopsafe.exceptions import (
+    HasherNotAvailable,
+    LoopsafeError,
+    Overloaded,
+    PoolClosed,
+    UnknownAlgorithm,
+)
+
+__all__ = [
+    "Argon2Hasher",
+    "BCryptHasher",
+    "BCryptSHA256Hasher",
+    "HashPool",
+    "Hasher",
+    "HasherNotAvailable",
+    "LagSnapshot",
+    "LoopLagMonitor",
+    "LoopsafeError",
+    "MD5Hasher",
+    "Overloaded",
+    "PBKDF2Hasher",
+    "PBKDF2SHA1Hasher",
+    "PasswordHash",
+    "PoolClosed",
+    "PoolStatistics",
+    "ScryptHasher",
+    "UnknownAlgorithm",
+    "configure",
+    "default_pool",
+    "profiles",
+    "usable_cpus",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415 - only when asked
+
+        return version("loopsafe")
+    raise AttributeError(f"module 'loopsafe' has no attribute {name!r}")

@@ -1,0 +1,213 @@
+"""The facade: `PasswordHash`, pwdlib's API with Django's semantics and async twins.
+
+The synchronous methods do the work inline, like pwdlib. Each ``a``-prefixed
+twin runs the same synchronous method as one call on a `HashPool`, so the
+event loop only ever waits: ``averify_and_update`` verifies *and* makes the
+upgraded hash inside that one call, which is the step Django 6.x still does on
+the loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from loopsafe import profiles
+from loopsafe._default import default_pool
+from loopsafe._hashers import Hasher, verify_password
+from loopsafe.exceptions import HasherNotAvailable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from loopsafe._pool import HashPool
+
+__all__ = ["PasswordHash"]
+
+
+def _check_password(password: object, *, allow_none: bool = False) -> None:
+    if password is None and allow_none:
+        return
+    if not isinstance(password, (str, bytes)):
+        raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
+
+
+def _check_encoded(encoded: object) -> None:
+    if encoded is not None and not isinstance(encoded, str):
+        raise TypeError(f"the encoded hash must be str, not {type(encoded).__name__}")
+
+
+class PasswordHash:
+    """Hash and verify passwords in Django's formats, with async twins that never block.
+
+    Modelled on pwdlib's ``PasswordHash``; the first hasher makes new hashes,
+    the others only verify existing ones (and mark them for an update).
+
+    Verification follows Django's ``verify_password``: an unknown algorithm, a
+    malformed hash, an unusable (``!``-prefixed) hash or a ``None`` password
+    verify as False after running the preferred hasher once, so that these
+    cases take as long as a wrong password (Django ticket #20760). pwdlib
+    raises ``UnknownHashError`` for an unknown hash instead.
+
+    Args:
+        hashers: The hashers, preferred first.
+        pool: The pool for the async methods; defaults to `default_pool()`,
+            looked up at each call so `configure()` takes effect.
+
+    Raises:
+        ValueError: If ``hashers`` is empty.
+        TypeError: If an element is not a `Hasher`.
+    """
+
+    def __init__(self, hashers: Iterable[Hasher], *, pool: HashPool | None = None) -> None:
+        """Keep the hashers, preferred first."""
+        self.hashers: tuple[Hasher, ...] = tuple(hashers)
+        if not self.hashers:
+            raise ValueError("PasswordHash needs at least one hasher")
+        for hasher in self.hashers:
+            if not isinstance(hasher, Hasher):
+                raise TypeError(f"expected a loopsafe Hasher, not {type(hasher).__name__}")
+        self._pool = pool
+
+    @classmethod
+    def recommended(
+        cls,
+        *,
+        pool: HashPool | None = None,
+        profile: profiles.Profile = profiles.DEFAULT,
+    ) -> PasswordHash:
+        """Return Argon2id at ``profile``'s parameters, able to verify every other algorithm.
+
+        Like pwdlib's ``PasswordHash.recommended()``, new hashes are Argon2id.
+        Existing PBKDF2, bcrypt and scrypt hashes still verify and are
+        upgraded by `verify_and_update`.
+
+        Raises:
+            HasherNotAvailable: If argon2-cffi is not installed.
+        """
+        hashers = profile.hashers()
+        argon2 = [hasher for hasher in hashers if hasher.algorithm == "argon2"]
+        if not argon2:  # pragma: no cover - every profile has argon2
+            raise HasherNotAvailable("the profile has no argon2 hasher")
+        argon2[0].salt()  # fails early, with the install hint, if argon2-cffi is missing
+        others = []
+        for hasher in hashers:
+            if hasher.algorithm == "argon2":
+                continue
+            try:
+                hasher.salt()
+            except HasherNotAvailable:
+                continue  # e.g. bcrypt not installed: those hashes verify as False
+            others.append(hasher)
+        return cls([argon2[0], *others], pool=pool)
+
+    @property
+    def preferred(self) -> Hasher:
+        """The hasher that makes new hashes."""
+        return self.hashers[0]
+
+    @property
+    def pool(self) -> HashPool:
+        """The pool the async methods use."""
+        return self._pool if self._pool is not None else default_pool()
+
+    def __repr__(self) -> str:
+        """Name the algorithms, preferred first."""
+        names = ", ".join(repr(hasher) for hasher in self.hashers)
+        return f"PasswordHash([{names}])"
+
+    # -- synchronous: the work itself -----------------------------------------------
+
+    def hash(self, password: str | bytes, *, salt: str | None = None) -> str:
+        """Hash ``password`` with the preferred hasher and a fresh salt (or ``salt``).
+
+        Raises:
+            TypeError: If ``password`` is not str or bytes.
+        """
+        _check_password(password)
+        if salt is None:
+            return self.preferred.hash(password)
+        return self.preferred.encode(password, salt)
+
+    def verify(self, password: str | bytes | None, hash: str | None) -> bool:  # noqa: A002 - pwdlib's name
+        """Return whether ``password`` matches ``hash``; never raises for a malformed hash.
+
+        Raises:
+            TypeError: If ``password`` is not str, bytes or None, or ``hash``
+                is not str or None.
+        """
+        _check_password(password, allow_none=True)
+        _check_encoded(hash)
+        ok, _ = verify_password(self.hashers, password, hash)
+        return ok
+
+    def verify_and_update(
+        self,
+        password: str | bytes | None,
+        hash: str | None,  # noqa: A002 - pwdlib's name
+    ) -> tuple[bool, str | None]:
+        """Verify, and if the hash is outdated make its replacement in the same step.
+
+        Returns:
+            ``(ok, new_hash)``: ``new_hash`` is a fresh hash from the preferred
+            hasher when ``ok`` and the old one used another algorithm or other
+            parameters; otherwise None. Store it in place of the old one.
+        """
+        _check_password(password, allow_none=True)
+        _check_encoded(hash)
+        ok, must_update = verify_password(self.hashers, password, hash)
+        if ok and must_update and password is not None:
+            return True, self.preferred.hash(password)
+        return ok, None
+
+    def verify_dummy(self) -> bool:
+        """Spend one preferred-hasher hash and return False.
+
+        Call it when the user does not exist, so that answer takes as long as
+        a wrong password (Django ticket #20760).
+        """
+        self.preferred.hash(secrets.token_urlsafe(30))
+        return False
+
+    # -- asynchronous twins: the same work, on the pool ---------------------------
+
+    async def ahash(
+        self,
+        password: str | bytes,
+        *,
+        salt: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """`hash` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
+        _check_password(password)
+        if salt is None:
+            return await self.pool.run(self.preferred.hash, password, timeout=timeout)
+        return await self.pool.run(self.preferred.encode, password, salt, timeout=timeout)
+
+    async def averify(
+        self,
+        password: str | bytes | None,
+        hash: str | None,  # noqa: A002 - pwdlib's name
+        *,
+        timeout: float | None = None,
+    ) -> bool:
+        """`verify` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
+        _check_password(password, allow_none=True)
+        _check_encoded(hash)
+        return await self.pool.run(self.verify, password, hash, timeout=timeout)
+
+    async def averify_and_update(
+        self,
+        password: str | bytes | None,
+        hash: str | None,  # noqa: A002 - pwdlib's name
+        *,
+        timeout: float | None = None,
+    ) -> tuple[bool, str | None]:
+        """`verify_and_update` on the pool, the upgraded hash included, as one call."""
+        _check_password(password, allow_none=True)
+        _check_encoded(hash)
+        return await self.pool.run(self.verify_and_update, password, hash, timeout=timeout)
+
+    async def averify_dummy(self, *, timeout: float | None = None) -> bool:
+        """`verify_dummy` on the pool: the unknown-user path, off the loop."""
+        return await self.pool.run(self.verify_dummy, timeout=timeout)

@@ -1,0 +1,535 @@
+"""The engine: run synchronous callables on dedicated threads, with admission control.
+
+`HashPool` knows nothing about passwords. It owns a bounded set of worker
+threads and a FIFO queue, and decides at the door whether a call may join the
+queue (admission), what happens to a call whose caller stopped waiting
+(cancellation and deadlines), and what it has done so far (statistics).
+
+How an async caller waits for a worker's answer, on asyncio or trio, lives in
+`loopsafe._waiting`; this module is plain threads and locks, so one pool serves
+any number of event loops, in any number of threads, at the same time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import math
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from loopsafe import _waiting
+from loopsafe.exceptions import Overloaded, PoolClosed
+
+if sys.version_info >= (3, 11):
+    from typing import Self, TypeVarTuple, Unpack
+else:  # pragma: no cover - exercised on 3.10 only
+    from typing_extensions import Self, TypeVarTuple, Unpack
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Executor
+
+__all__ = ["HashPool", "PoolStatistics", "usable_cpus"]
+
+T = TypeVar("T")
+PosArgsT = TypeVarTuple("PosArgsT")
+
+# Life of a call. QUEUED -> RUNNING -> DONE is the normal path; a caller that
+# stops waiting moves its call to CANCELLED or EXPIRED (from QUEUED it is then
+# removed and never runs; from RUNNING the worker finishes and drops the result).
+_QUEUED: Final = 0
+_RUNNING: Final = 1
+_DONE: Final = 2
+_CANCELLED: Final = 3
+_EXPIRED: Final = 4
+
+#: Weight of the newest sample in the service-time estimate (an exponentially
+#: weighted moving average): recent enough to follow a change of algorithm or
+#: machine load within a few calls, smooth enough to ignore one outlier.
+_EWMA_WEIGHT: Final = 0.2
+
+
+def usable_cpus() -> int:
+    """Return the number of CPUs this process may run on (affinity-aware)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        count = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - macOS and Windows on Python < 3.13
+        count = os.cpu_count()
+    return max(1, count or 1)
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    """A consistent snapshot of a pool's state, taken under its lock.
+
+    At every snapshot ``admitted == completed + cancelled + expired + running + queued``.
+
+    Attributes:
+        max_workers: Calls that may run at once.
+        threads: Worker threads alive now (started lazily, up to max_workers).
+        running: Calls running now.
+        queued: Calls admitted and waiting for a worker.
+        admitted: Calls accepted since the pool was made.
+        completed: Calls that ran and whose caller was answered (result or exception).
+        failed: Of ``completed``, those whose callable raised.
+        rejected: Calls refused at the door with `Overloaded`.
+        cancelled: Calls whose caller was cancelled (or the pool closed) first.
+        expired: Calls whose caller's deadline passed first.
+        abandoned: Calls that ran to the end for a caller that had already gone
+            (a cancelled or expired call that had already started). This is the
+            work wasted on callers who gave up.
+        mean_service_time: Mean seconds a call kept a worker busy, or None
+            before the first call finished.
+        estimated_wait: Seconds a call arriving now would wait for a worker.
+    """
+
+    max_workers: int
+    threads: int
+    running: int
+    queued: int
+    admitted: int
+    completed: int
+    failed: int
+    rejected: int
+    cancelled: int
+    expired: int
+    abandoned: int
+    mean_service_time: float | None
+    estimated_wait: float
+
+
+class _Call(Generic[T]):
+    """One admitted call: what to run, where to send the answer, and its state."""
+
+    __slots__ = ("args", "context", "deadline", "deliver", "fn", "state")
+
+    def __init__(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        deliver: _waiting.Deliver,
+        deadline: float | None,
+        context: contextvars.Context | None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.deliver = deliver
+        self.deadline = deadline
+        self.context = context
+        self.state: int = _QUEUED
+
+    def __repr__(self) -> str:
+        # Never show args: they hold passwords.
+        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        return f"<loopsafe call {name} state={self.state}>"
+
+
+class HashPool:
+    """A bounded, cancellation-aware pool for CPU-heavy calls, with admission control.
+
+    The pool runs synchronous callables on its own worker threads (never the
+    event loop's default executor, never asgiref's thread-sensitive thread) and
+    lets the caller await the result from asyncio, uvloop or trio.
+
+    Admission happens when a call arrives: if the queue already holds
+    ``max_pending`` calls, or the estimated wait (mean service time x calls
+    queued ahead / workers) would exceed ``max_queue_wait``, `run` raises
+    `Overloaded` at once and nothing is queued. A server answers that with
+    HTTP 503, which costs microseconds, instead of making every client wait
+    past its own timeout.
+
+    A call whose caller is cancelled or times out before it starts is removed
+    and never runs; one already running finishes on its worker and the result is
+    dropped, while the caller's cancellation returns at once. Every admitted
+    call that is not cancelled is answered with its result or its exception.
+
+    Args:
+        max_workers: Calls that run at once. Defaults to the CPUs this process
+            may use: more threads than cores only adds memory (Argon2 takes
+            ~100 MiB per hash at Django's defaults) and latency.
+        max_queue_wait: Longest estimated queue wait, in seconds, at which a
+            call is still admitted. None disables the wait-based check. Keep it
+            below your clients' timeout minus one hash.
+        max_pending: Most calls that may wait in the queue at once.
+        executor: Optional `concurrent.futures.Executor` (for example a
+            ``ProcessPoolExecutor`` for a hasher that holds the GIL). Calls are
+            then forwarded to it; admission, deadlines and statistics still
+            apply, and at most ``max_workers`` calls are in it at once.
+        name: Shown in thread names and repr.
+
+    Raises:
+        ValueError: If a bound is not positive.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        max_queue_wait: float | None = 1.0,
+        max_pending: int = 1024,
+        executor: Executor | None = None,
+        name: str = "loopsafe",
+    ) -> None:
+        """Create a pool; its threads start lazily on first use."""
+        if max_workers is None:
+            max_workers = usable_cpus()
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError("max_workers must be an int or None")
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        if max_queue_wait is not None and not max_queue_wait > 0:
+            raise ValueError("max_queue_wait must be a positive number of seconds, or None")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int):
+            raise TypeError("max_pending must be an int")
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self._max_workers = max_workers
+        self._max_queue_wait = max_queue_wait
+        self._max_pending = max_pending
+        self._executor = executor
+        self._name = name
+        self._reset_after_fork()
+        self._admitted = 0
+        self._completed = 0
+        self._failed = 0
+        self._rejected = 0
+        self._cancelled = 0
+        self._expired = 0
+        self._abandoned = 0
+        self._service_total = 0.0
+        self._service_ewma: float | None = None
+        self._closed = False
+        _live_pools.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """(Re)create the thread state; in a forked child the parent's threads are gone."""
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Call[Any]] = deque()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._running = 0
+        self._thread_seq = 0
+        self._drained: list[_waiting.Deliver] = []
+
+    # -- configuration, read-only -------------------------------------------------
+
+    @property
+    def max_workers(self) -> int:
+        """Calls that may run at once."""
+        return self._max_workers
+
+    @property
+    def max_queue_wait(self) -> float | None:
+        """Longest estimated queue wait at which a call is admitted, in seconds."""
+        return self._max_queue_wait
+
+    @property
+    def max_pending(self) -> int:
+        """Most calls that may wait in the queue at once."""
+        return self._max_pending
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        """Show the configuration and the live counters (never any call's arguments)."""
+        return (
+            f"<HashPool {self._name!r} max_workers={self._max_workers} "
+            f"max_queue_wait={self._max_queue_wait} max_pending={self._max_pending} "
+            f"running={self._running} queued={len(self._queue)}"
+            f"{' closed' if self._closed else ''}>"
+        )
+
+    # -- the public API -----------------------------------------------------------
+
+    async def run(
+        self,
+        fn: Callable[[Unpack[PosArgsT]], T],
+        /,
+        *args: Unpack[PosArgsT],
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn(*args)`` on a worker thread and return its result.
+
+        Use `functools.partial` to pass keyword arguments (like anyio's
+        ``to_thread.run_sync``: a ``ParamSpec`` cannot carry the keyword-only
+        ``timeout`` alongside the callable's own keywords).
+
+        The callable runs in a copy of the caller's `contextvars` context
+        (unless an ``executor`` was given: contexts do not cross processes).
+
+        Args:
+            fn: A synchronous callable. It must not touch the event loop.
+            *args: Positional arguments for ``fn``.
+            timeout: Seconds to wait for the result. A call still queued at its
+                deadline never runs; one already running finishes and its
+                result is dropped.
+
+        Returns:
+            What ``fn`` returned.
+
+        Raises:
+            Overloaded: Admission refused the call; nothing was queued.
+            PoolClosed: The pool is closed, or was closed while the call waited.
+            TimeoutError: ``timeout`` passed before the result arrived.
+            BaseException: Whatever ``fn`` raised, re-raised in the caller.
+        """
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds, or None")
+        context = None if self._executor is not None else contextvars.copy_context()
+
+        def admit(deliver: _waiting.Deliver) -> _Call[T]:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            call = _Call(fn, args, deliver, deadline, context)
+            self._submit(call)
+            return call
+
+        result: T = await _waiting.wait(admit, self._abandon, timeout)
+        return result
+
+    def run_nowait_check(self) -> None:
+        """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
+
+        Handy before doing other expensive work for a request that will need the
+        pool anyway (a database query for the user, say). It admits nothing.
+        """
+        with self._cond:
+            self._check_admission()
+
+    def statistics(self) -> PoolStatistics:
+        """Return a consistent snapshot of the pool's counters."""
+        with self._cond:
+            mean = self._service_total / self._completed if self._completed else None
+            return PoolStatistics(
+                max_workers=self._max_workers,
+                threads=len(self._threads),
+                running=self._running,
+                queued=len(self._queue),
+                admitted=self._admitted,
+                completed=self._completed,
+                failed=self._failed,
+                rejected=self._rejected,
+                cancelled=self._cancelled,
+                expired=self._expired,
+                abandoned=self._abandoned,
+                mean_service_time=mean,
+                estimated_wait=self._estimate_wait(len(self._queue)),
+            )
+
+    def close(self, *, cancel_queued: bool = True) -> None:
+        """Stop admitting calls; answer every queued call with `PoolClosed`.
+
+        Calls already running finish and are answered; worker threads then
+        exit. Does not block; use `aclose` to wait for the running calls.
+        Idempotent.
+
+        Args:
+            cancel_queued: If False, queued calls still run (the pool drains)
+                and only new calls are refused.
+        """
+        with self._cond:
+            self._closed = True
+            dropped = list(self._queue) if cancel_queued else []
+            if cancel_queued:
+                self._queue.clear()
+            for call in dropped:
+                call.state = _CANCELLED
+            self._cancelled += len(dropped)
+            self._cond.notify_all()
+            drained_now = not self._threads and not self._queue
+            waiters = self._take_drain_waiters() if drained_now else []
+        error = PoolClosed("the password hashing pool was closed before this call could run")
+        for call in dropped:
+            call.deliver(False, error)
+        for deliver in waiters:
+            deliver(True, None)
+
+    async def aclose(self) -> None:
+        """Close the pool and wait until calls already running have finished."""
+
+        def register(deliver: _waiting.Deliver) -> None:
+            with self._cond:
+                if self._threads:
+                    self._drained.append(deliver)
+                    return
+            deliver(True, None)
+
+        self.close()
+        await _waiting.wait(register, lambda _call, _expired: None, None)
+
+    async def __aenter__(self) -> Self:
+        """Use the pool for the length of an ``async with`` block."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the pool and wait for running calls."""
+        await self.aclose()
+
+    # -- internals, all under self._cond unless said otherwise ----------------------
+
+    def _estimate_wait(self, queued_ahead: int) -> float:
+        """Seconds a call with ``queued_ahead`` calls before it would wait for a worker."""
+        if self._running + queued_ahead < self._max_workers or self._service_ewma is None:
+            return 0.0
+        return self._service_ewma * (queued_ahead + 1) / self._max_workers
+
+    def _check_admission(self) -> None:
+        if self._closed:
+            raise PoolClosed("the password hashing pool is closed")
+        queued = len(self._queue)
+        if queued >= self._max_pending:
+            self._reject(queued, self._estimate_wait(queued), queued - self._max_pending + 1)
+        estimate = self._estimate_wait(queued)
+        if self._max_queue_wait is not None and estimate > self._max_queue_wait:
+            service = self._service_ewma or 0.0
+            admissible = math.floor(self._max_queue_wait * self._max_workers / service) - 1
+            self._reject(queued, estimate, queued - max(admissible, 0))
+
+    def _reject(self, queued: int, estimate: float, excess: int) -> None:
+        self._rejected += 1
+        per_slot = (self._service_ewma or 0.05) / self._max_workers
+        retry_after = round(max(excess, 1) * per_slot, 3)
+        raise Overloaded(retry_after, estimated_wait=estimate, queued=queued)
+
+    def _submit(self, call: _Call[Any]) -> None:
+        with self._cond:
+            self._check_admission()
+            self._queue.append(call)
+            self._admitted += 1
+            if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
+                self._start_worker()
+            else:
+                self._cond.notify()
+
+    def _start_worker(self) -> None:
+        self._thread_seq += 1
+        thread = threading.Thread(
+            target=self._work,
+            name=f"{self._name}-worker-{self._thread_seq}",
+            # Daemon: a hash in flight must never hold interpreter exit hostage.
+            # atexit closes every pool first, so queued callers are answered.
+            daemon=True,
+        )
+        self._threads.add(thread)
+        thread.start()
+
+    def _abandon(self, call: _Call[Any], expired: bool) -> None:
+        """The caller stopped waiting (called from the caller's thread)."""
+        with self._cond:
+            if call.state == _QUEUED:
+                self._queue.remove(call)
+                if expired:
+                    self._expired += 1
+                else:
+                    self._cancelled += 1
+                call.state = _EXPIRED if expired else _CANCELLED
+            elif call.state == _RUNNING:
+                # Counted by the worker when it finishes, together with `abandoned`.
+                call.state = _EXPIRED if expired else _CANCELLED
+
+    def _take_drain_waiters(self) -> list[_waiting.Deliver]:
+        waiters, self._drained = self._drained, []
+        return waiters
+
+    def _work(self) -> None:
+        """Body of a worker thread: take calls from the queue until the pool closes."""
+        me = threading.current_thread()
+        cond = self._cond
+        while True:
+            with cond:
+                self._idle += 1
+                while not self._queue and not self._closed:
+                    cond.wait()
+                self._idle -= 1
+                if not self._queue:  # closed and nothing left
+                    self._threads.discard(me)
+                    waiters = self._take_drain_waiters() if not self._threads else []
+                    break
+                call = self._queue.popleft()
+                if call.deadline is not None and time.monotonic() >= call.deadline:
+                    call.state = _EXPIRED
+                    self._expired += 1
+                    expired = True
+                else:
+                    call.state = _RUNNING
+                    self._running += 1
+                    expired = False
+            if expired:
+                call.deliver(False, TimeoutError("the call's deadline passed while it was queued"))
+                continue
+            self._run_one(call)
+        for deliver in waiters:
+            deliver(True, None)
+
+    def _run_one(self, call: _Call[Any]) -> None:
+        """Run a call outside the lock, account for it, and answer its caller."""
+        start = time.perf_counter()
+        ok = True
+        value: object
+        try:
+            if self._executor is not None:
+                value = self._executor.submit(call.fn, *call.args).result()
+            elif call.context is not None:
+                value = call.context.run(call.fn, *call.args)
+            else:  # pragma: no cover - a call without a context has an executor
+                value = call.fn(*call.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            ok = False
+            value = exc
+        elapsed = time.perf_counter() - start
+        with self._cond:
+            self._running -= 1
+            self._service_total += elapsed
+            ewma = self._service_ewma
+            self._service_ewma = elapsed if ewma is None else ewma + _EWMA_WEIGHT * (elapsed - ewma)
+            state = call.state
+            if state == _RUNNING:
+                call.state = _DONE
+                self._completed += 1
+                if not ok:
+                    self._failed += 1
+            else:
+                self._abandoned += 1
+                if state == _EXPIRED:
+                    self._expired += 1
+                else:
+                    self._cancelled += 1
+        if state == _RUNNING:
+            call.deliver(ok, value)
+        # Drop references to the arguments (passwords) as soon as possible.
+        call.args = ()
+        del value
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's calls belong to the parent's event loops: forget them.
+        # The child's own workers start lazily on its first call.
+        self._reset_after_fork()
+
+
+_live_pools: weakref.WeakSet[HashPool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_live_pools):
+        pool._after_fork_in_child()  # noqa: SLF001 - module-private protocol
+
+
+def _close_all_at_exit() -> None:
+    for pool in list(_live_pools):
+        pool.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)

@@ -1,0 +1,75 @@
+"""Every exception loopsafe raises on purpose.
+
+The tree::
+
+    LoopsafeError                  never raised itself; catch it to catch them all
+    ├── Overloaded                 admission refused the call; carries retry_after
+    ├── PoolClosed (RuntimeError)  the pool was closed before the call could run
+    ├── HasherNotAvailable (ImportError)
+    │                              the algorithm's library is not installed
+    └── UnknownAlgorithm (ValueError)
+                                   no configured hasher matches an encoded string
+
+Timeouts raise the built-in :class:`TimeoutError`, and wrong argument types the
+built-in :class:`TypeError`, because that is what callers already catch.
+
+No exception message ever contains a password: messages are built from
+algorithm names, counts and durations only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HasherNotAvailable",
+    "LoopsafeError",
+    "Overloaded",
+    "PoolClosed",
+    "UnknownAlgorithm",
+]
+
+
+class LoopsafeError(Exception):
+    """Base class of loopsafe's exceptions. Never raised directly."""
+
+
+class Overloaded(LoopsafeError):
+    """The pool refused a call because its queue would wait too long.
+
+    Nothing was queued: the caller may retry after :attr:`retry_after` seconds,
+    or answer its own client with HTTP 503 and a ``Retry-After`` header.
+
+    Attributes:
+        retry_after: Estimated seconds until a call would be admitted again.
+        estimated_wait: The queue wait the call would have had, in seconds.
+        queued: Calls waiting in the queue when the call was refused.
+    """
+
+    def __init__(self, retry_after: float, *, estimated_wait: float, queued: int) -> None:
+        """Record the estimate that made admission refuse the call."""
+        self.retry_after = retry_after
+        self.estimated_wait = estimated_wait
+        self.queued = queued
+        super().__init__(
+            f"password hashing is overloaded ({queued} calls queued, estimated wait "
+            f"{estimated_wait:.2f}s); retry after {retry_after:.2f}s"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle with keyword-only arguments (for process pools and logging handlers)."""
+        return (_rebuild_overloaded, (self.retry_after, self.estimated_wait, self.queued))
+
+
+def _rebuild_overloaded(retry_after: float, estimated_wait: float, queued: int) -> Overloaded:
+    return Overloaded(retry_after, estimated_wait=estimated_wait, queued=queued)
+
+
+class PoolClosed(LoopsafeError, RuntimeError):
+    """The pool was closed: new calls are refused and queued calls are answered with this."""
+
+
+class HasherNotAvailable(LoopsafeError, ImportError):
+    """An algorithm's library is missing; the message names the extra to install."""
+
+
+class UnknownAlgorithm(LoopsafeError, ValueError):
+    """No configured hasher can read this encoded string."""

@@ -1,0 +1,1 @@
+"""pytest plugin: fail a test when the event loop was blocked (being written)."""

@@ -1,0 +1,463 @@
+"""The engine: HashPool runs callables off the loop, admits, cancels, expires and counts."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import anyio
+import pytest
+
+from loopsafe import HashPool, LoopLagMonitor, Overloaded, PoolClosed, PoolStatistics
+
+pytestmark = pytest.mark.anyio
+
+
+def _pbkdf2(iterations: int) -> bytes:
+    """A real CPU-bound hash (hashlib releases the GIL while it runs)."""
+    return hashlib.pbkdf2_hmac("sha256", b"correct horse", b"salt" * 4, iterations)
+
+
+def _assert_consistent(stats: PoolStatistics) -> None:
+    assert stats.admitted == (
+        stats.completed + stats.cancelled + stats.expired + stats.running + stats.queued
+    ), stats
+
+
+class Gate:
+    """A callable that blocks its worker until released, and counts how often it started."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, value: int = 0) -> int:
+        with self._lock:
+            self.calls += 1
+        self.started.set()
+        if not self.release.wait(timeout=30):
+            raise RuntimeError("gate never released")
+        return value
+
+
+async def _wait_for(predicate, timeout: float = 5.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.002)
+
+
+class TestRun:
+    """The basic contract of `HashPool.run`."""
+
+    async def test_returns_result_from_a_worker_thread(self):
+        """The callable runs on one of the pool's own threads and its value comes back."""
+        pool = HashPool(2, name="t")
+        name = await pool.run(lambda: threading.current_thread().name)
+        assert name.startswith("t-worker-")
+        assert await pool.run(pow, 2, 10) == 1024
+        pool.close()
+
+    async def test_exception_propagates_and_is_counted(self):
+        """An exception raised by the callable is re-raised in the caller, type intact."""
+        pool = HashPool(1)
+
+        def boom() -> None:
+            raise KeyError("x")
+
+        with pytest.raises(KeyError):
+            await pool.run(boom)
+        stats = pool.statistics()
+        assert (stats.completed, stats.failed) == (1, 1)
+        pool.close()
+
+    async def test_keyword_arguments_through_partial(self):
+        """Keyword arguments travel with functools.partial, as with anyio.to_thread."""
+        pool = HashPool(1)
+        assert await pool.run(functools.partial(int, "ff", base=16)) == 255
+        pool.close()
+
+    async def test_contextvars_are_copied_into_the_worker(self):
+        """The callable sees the caller's context variables (like asgiref and anyio)."""
+        var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+        var.set("caller")
+        pool = HashPool(1)
+        assert await pool.run(var.get) == "caller"
+        pool.close()
+
+    async def test_invalid_arguments(self):
+        """Bounds are validated with exceptions, not asserts."""
+        with pytest.raises(ValueError):
+            HashPool(0)
+        with pytest.raises(TypeError):
+            HashPool("2")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            HashPool(1, max_queue_wait=0)
+        with pytest.raises(ValueError):
+            HashPool(1, max_pending=0)
+        pool = HashPool(1)
+        with pytest.raises(ValueError):
+            await pool.run(int, timeout=-1)
+        pool.close()
+
+    async def test_repr_never_shows_arguments(self):
+        """Neither the pool's repr nor a call's repr shows what was passed."""
+        pool = HashPool(1)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, gate, 1)
+            await anyio.to_thread.run_sync(gate.started.wait)
+            tg.start_soon(functools.partial(pool.run, hashlib.sha256, b"hunter2-marker"))
+            await _wait_for(lambda: pool.statistics().queued == 1)
+            assert "hunter2-marker" not in repr(pool)
+            assert all("hunter2" not in repr(call) for call in pool._queue)
+            gate.release.set()
+        pool.close()
+
+
+class TestLoopStaysFree:
+    """The point of the library: the loop keeps ticking while hashes run."""
+
+    async def test_loop_lag_stays_small_during_40_hashes(self):
+        """40 concurrent PBKDF2 hashes; the ticker's worst lag is a small share of the hash time."""
+        pool = HashPool()
+        iterations = 100_000
+        start = time.perf_counter()
+        async with LoopLagMonitor() as lag:
+            async with anyio.create_task_group() as tg:
+                for _ in range(40):
+                    tg.start_soon(pool.run, _pbkdf2, iterations)
+        elapsed = time.perf_counter() - start
+        worst = lag.snapshot().max
+        # Hashing on the loop would show one sample as long as a hash
+        # (~elapsed / 40 * workers). Off the loop, lag is scheduling noise.
+        # Generous bound: CI machines are shared and noisy.
+        assert worst < max(0.1, elapsed / 10), (worst, elapsed)
+        assert pool.statistics().completed == 40
+        pool.close()
+
+
+class TestAdmission:
+    """Overload is refused at the door, with a retry estimate; admitted calls all finish."""
+
+    async def test_wait_budget_rejects_surplus_with_retry_after(self):
+        """A 1-worker pool with a 0.25 s budget admits what fits and refuses the rest."""
+        pool = HashPool(1, max_queue_wait=0.25)
+        await pool.run(time.sleep, 0.1)  # teaches the pool the service time
+        results: list[object] = []
+
+        async def one() -> None:
+            try:
+                results.append(await pool.run(time.sleep, 0.1))
+            except Overloaded as exc:
+                results.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(one)
+        rejected = [r for r in results if isinstance(r, Overloaded)]
+        answered = [r for r in results if not isinstance(r, Overloaded)]
+        assert 1 <= len(answered) <= 4
+        assert len(rejected) == 10 - len(answered)
+        assert all(exc.retry_after > 0 for exc in rejected)
+        assert all("retry after" in str(exc) for exc in rejected)
+        stats = pool.statistics()
+        assert stats.rejected == len(rejected)
+        assert stats.completed == 1 + len(answered)
+        _assert_consistent(stats)
+        pool.close()
+
+    async def test_max_pending_bounds_the_queue(self):
+        """With max_pending=2 only two calls may wait; the third is refused at once."""
+        pool = HashPool(1, max_pending=2, max_queue_wait=None)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, gate, 0)
+            await anyio.to_thread.run_sync(gate.started.wait)
+            for i in (1, 2):
+                tg.start_soon(pool.run, gate, i)
+            await _wait_for(lambda: pool.statistics().queued == 2)
+            with pytest.raises(Overloaded) as info:
+                await pool.run(gate, 9)
+            assert info.value.queued == 2
+            assert info.value.retry_after > 0
+            gate.release.set()
+        assert gate.calls == 3
+        pool.close()
+
+    async def test_check_without_admitting(self):
+        """run_nowait_check raises exactly when run would refuse, and admits nothing."""
+        pool = HashPool(1, max_pending=1, max_queue_wait=None)
+        pool.run_nowait_check()
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, gate)
+            await anyio.to_thread.run_sync(gate.started.wait)
+            tg.start_soon(pool.run, gate)
+            await _wait_for(lambda: pool.statistics().queued == 1)
+            with pytest.raises(Overloaded):
+                pool.run_nowait_check()
+            gate.release.set()
+        assert pool.statistics().admitted == 2
+        pool.close()
+
+
+class TestCancellation:
+    """A caller that gives up never costs a hash that has not started."""
+
+    async def test_cancelled_before_start_never_runs(self):
+        """Five queued calls cancelled while the only worker is busy: none of them runs."""
+        pool = HashPool(1, max_queue_wait=None)
+        blocker = Gate()
+        counted = Gate()
+        counted.release.set()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, blocker)
+            await anyio.to_thread.run_sync(blocker.started.wait)
+            with anyio.move_on_after(0.05):
+                async with anyio.create_task_group() as inner:
+                    for i in range(5):
+                        inner.start_soon(pool.run, counted, i)
+            assert pool.statistics().queued == 0
+            blocker.release.set()
+        await pool.run(int)  # a call that runs after them proves the queue moved on
+        assert counted.calls == 0
+        stats = pool.statistics()
+        assert stats.cancelled == 5
+        assert stats.abandoned == 0
+        _assert_consistent(stats)
+        pool.close()
+
+    async def test_cancelled_while_running_returns_at_once(self):
+        """Cancelling a running call returns immediately; the worker finishes and drops it."""
+        pool = HashPool(1)
+        gate = Gate()
+        start = time.perf_counter()
+        with anyio.move_on_after(0.05):
+            await pool.run(gate)
+        assert time.perf_counter() - start < 1.0
+        assert pool.statistics().running == 1
+        gate.release.set()
+        await _wait_for(lambda: pool.statistics().running == 0)
+        stats = pool.statistics()
+        assert (stats.cancelled, stats.abandoned, stats.completed) == (1, 1, 0)
+        _assert_consistent(stats)
+        pool.close()
+
+
+class TestDeadlines:
+    """timeout= bounds the wait; a queued call past its deadline is dropped."""
+
+    async def test_queued_call_expires_and_never_runs(self):
+        """A call stuck behind a busy worker raises TimeoutError and is never started."""
+        pool = HashPool(1, max_queue_wait=None)
+        blocker = Gate()
+        counted = Gate()
+        counted.release.set()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, blocker)
+            await anyio.to_thread.run_sync(blocker.started.wait)
+            with pytest.raises(TimeoutError):
+                await pool.run(counted, timeout=0.05)
+            blocker.release.set()
+        assert counted.calls == 0
+        stats = pool.statistics()
+        assert stats.expired == 1
+        _assert_consistent(stats)
+        pool.close()
+
+    async def test_running_call_times_out_promptly(self):
+        """A running call past its deadline answers TimeoutError at once; its result is dropped."""
+        pool = HashPool(1)
+        gate = Gate()
+        start = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await pool.run(gate, timeout=0.05)
+        assert time.perf_counter() - start < 1.0
+        gate.release.set()
+        await _wait_for(lambda: pool.statistics().running == 0)
+        stats = pool.statistics()
+        assert (stats.expired, stats.abandoned) == (1, 1)
+        pool.close()
+
+
+class TestClose:
+    """Shutdown answers everyone and refuses newcomers."""
+
+    async def test_close_answers_queued_callers(self):
+        """Queued callers get PoolClosed; the running one still gets its result."""
+        pool = HashPool(1, max_queue_wait=None)
+        gate = Gate()
+        outcomes: list[object] = []
+
+        async def one(i: int) -> None:
+            try:
+                outcomes.append(await pool.run(gate, i))
+            except PoolClosed as exc:
+                outcomes.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(one, i)
+            await _wait_for(lambda: pool.statistics().queued == 3)
+            pool.close()
+            gate.release.set()
+        assert sum(isinstance(o, PoolClosed) for o in outcomes) == 3
+        assert len([o for o in outcomes if isinstance(o, int)]) == 1
+        with pytest.raises(PoolClosed):
+            await pool.run(int)
+        _assert_consistent(pool.statistics())
+
+    async def test_aclose_waits_for_running_calls(self):
+        """aclose returns only after the running call finished; threads are gone."""
+        pool = HashPool(2)
+        await pool.run(int)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, gate)
+            await anyio.to_thread.run_sync(gate.started.wait)
+            threading.Timer(0.05, gate.release.set).start()
+            await pool.aclose()
+            assert gate.release.is_set()
+        assert pool.statistics().threads == 0
+
+    async def test_async_context_manager(self):
+        """``async with HashPool()`` closes the pool on exit."""
+        async with HashPool(1) as pool:
+            assert await pool.run(abs, -3) == 3
+        assert pool.closed
+
+
+class TestExecutor:
+    """A supplied executor does the work; the pool still admits and counts."""
+
+    async def test_process_pool_executor(self):
+        """Calls run in another process through a ProcessPoolExecutor."""
+        with concurrent.futures.ProcessPoolExecutor(1) as executor:
+            pool = HashPool(1, executor=executor)
+            pid = await pool.run(os.getpid)
+            assert pid != os.getpid()
+            assert await pool.run(_pbkdf2, 1000) == _pbkdf2(1000)
+            assert pool.statistics().completed == 2
+            pool.close()
+
+
+def test_many_event_loops_share_one_pool():
+    """Repeated asyncio.run and loops in several threads at once all use one pool."""
+    pool = HashPool(2)
+    for i in range(50):
+        assert asyncio.run(pool.run(abs, -i)) == i
+
+    errors: list[BaseException] = []
+
+    def in_thread(n: int) -> None:
+        async def main() -> None:
+            results = await asyncio.gather(*(pool.run(abs, -k) for k in range(20)))
+            assert results == list(range(20))
+
+        try:
+            for _ in range(n):
+                asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=in_thread, args=(5,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    stats = pool.statistics()
+    assert stats.completed == 50 + 4 * 5 * 20
+    assert stats.threads <= 2
+    pool.close()
+
+
+def test_thread_safety_under_tiny_switch_interval():
+    """Eight threads released together by a Barrier hammer one pool; every count adds up."""
+    pool = HashPool(3, max_queue_wait=None)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def hammer() -> None:
+        async def main() -> None:
+            barrier.wait()
+            assert await asyncio.gather(*(pool.run(pow, k, 2) for k in range(25))) == [
+                k * k for k in range(25)
+            ]
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors
+    stats = pool.statistics()
+    assert stats.completed == 200
+    _assert_consistent(stats)
+    pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_pool_survives_fork():
+    """A pool used before fork works in the child (fresh workers) and still in the parent."""
+    pool = HashPool(2)
+    assert asyncio.run(pool.run(abs, -1)) == 1
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            ok = asyncio.run(pool.run(_pbkdf2, 1000)) == _pbkdf2(1000)
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert asyncio.run(pool.run(abs, -2)) == 2
+    pool.close()
+
+
+def test_interpreter_exit_does_not_hang():
+    """A process that exits with calls running and queued ends promptly."""
+    script = textwrap.dedent(
+        """
+        import asyncio, time
+        from loopsafe import HashPool
+
+        pool = HashPool(1, max_queue_wait=None)
+
+        async def main():
+            tasks = [asyncio.ensure_future(pool.run(time.sleep, 30)) for _ in range(5)]
+            await asyncio.sleep(0.1)
+            print("leaving", pool.statistics().running, pool.statistics().queued, flush=True)
+
+        asyncio.run(main())
+        """
+    )
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20, check=True
+    )
+    assert time.perf_counter() - start < 15
+    assert "leaving 1 4" in out.stdout
