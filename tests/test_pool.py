@@ -461,3 +461,50 @@ def test_interpreter_exit_does_not_hang():
     )
     assert time.perf_counter() - start < 15
     assert "leaving 1 4" in out.stdout
+
+
+class TestListeners:
+    """Metrics exporters see every ending, never arguments."""
+
+    async def test_events_reach_listeners_and_can_be_removed(self):
+        """completed, failed, rejected, cancelled and expired events are emitted with durations."""
+        pool = HashPool(1, max_pending=1, max_queue_wait=None)
+        events: list[tuple[str, float]] = []
+        remove = pool.add_listener(lambda event, seconds: events.append((event, seconds)))
+        await pool.run(time.sleep, 0.01)
+        with pytest.raises(ZeroDivisionError):
+            await pool.run(divmod, 1, 0)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run, gate)
+            await anyio.to_thread.run_sync(gate.started.wait)
+            with anyio.move_on_after(0.02):
+                await pool.run(int)  # queued, then cancelled
+            with pytest.raises(TimeoutError):
+                await pool.run(int, timeout=0.02)  # queued, then expired
+            tg.start_soon(pool.run, gate)
+            await _wait_for(lambda: pool.statistics().queued == 1)
+            with pytest.raises(Overloaded):
+                await pool.run(int)
+            gate.release.set()
+        await _wait_for(lambda: len(events) >= 7)
+        names = [name for name, _ in events]
+        assert names.count("completed") == 3
+        assert {"failed", "cancelled", "expired", "rejected"} <= set(names)
+        assert dict(events)["completed"] > 0
+        remove()
+        await pool.run(int)
+        assert len(events) == 7
+        pool.close()
+
+    async def test_a_broken_listener_does_not_break_calls(self, caplog):
+        """A listener that raises is logged and ignored; the caller still gets its result."""
+        pool = HashPool(1)
+
+        def broken(event: str, seconds: float) -> None:
+            raise RuntimeError("exporter down")
+
+        pool.add_listener(broken)
+        assert await pool.run(abs, -5) == 5
+        await _wait_for(lambda: any("listener" in r.message for r in caplog.records))
+        pool.close()

@@ -86,20 +86,18 @@ class PasswordHash:
             HasherNotAvailable: If argon2-cffi is not installed.
         """
         hashers = profile.hashers()
-        argon2 = [hasher for hasher in hashers if hasher.algorithm == "argon2"]
-        if not argon2:  # pragma: no cover - every profile has argon2
-            raise HasherNotAvailable("the profile has no argon2 hasher")
-        argon2[0].salt()  # fails early, with the install hint, if argon2-cffi is missing
+        argon2 = profile.hasher("argon2")
+        argon2.check_available()  # fails early, with the install hint
         others = []
         for hasher in hashers:
             if hasher.algorithm == "argon2":
                 continue
             try:
-                hasher.salt()
+                hasher.check_available()
             except HasherNotAvailable:
                 continue  # e.g. bcrypt not installed: those hashes verify as False
             others.append(hasher)
-        return cls([argon2[0], *others], pool=pool)
+        return cls([argon2, *others], pool=pool)
 
     @property
     def preferred(self) -> Hasher:

@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from loopsafe._waiting import current_library
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from types import TracebackType
 
 __all__ = ["LagSnapshot", "LoopLagMonitor", "percentile"]
@@ -167,8 +167,8 @@ class LoopLagMonitor:
 
     async def run(self) -> None:
         """Tick forever on the current loop; cancel the task to stop."""
-        library = current_library()
-        if library == "trio":
+        sleep: Callable[[float], Awaitable[object]]
+        if current_library() == "trio":
             import trio  # noqa: PLC0415 - only when trio runs
 
             sleep = trio.sleep

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import logging
 import math
 import os
 import sys
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
 __all__ = ["HashPool", "PoolStatistics", "usable_cpus"]
+
+_log = logging.getLogger("loopsafe.pool")
 
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
@@ -208,6 +211,7 @@ class HashPool:
         self._service_total = 0.0
         self._service_ewma: float | None = None
         self._closed = False
+        self._listeners: tuple[Callable[[str, float], None], ...] = ()
         _live_pools.add(self)
 
     def _reset_after_fork(self) -> None:
@@ -327,6 +331,34 @@ class HashPool:
                 estimated_wait=self._estimate_wait(len(self._queue)),
             )
 
+    def add_listener(self, callback: Callable[[str, float], None]) -> Callable[[], None]:
+        """Call ``callback(event, seconds)`` as calls end; return a function that removes it.
+
+        Events: ``"completed"`` and ``"failed"`` (seconds = service time),
+        ``"abandoned"`` (service time of a call whose caller had gone),
+        ``"rejected"`` (seconds = the estimated wait that was refused),
+        ``"cancelled"`` and ``"expired"`` (seconds = 0.0 for a call that never
+        ran). Metrics exporters use this for histograms. The callback runs on
+        a worker thread or the caller's thread, outside the pool's lock; it
+        must be quick and thread-safe, and its exceptions are logged and
+        ignored. It never receives arguments or results.
+        """
+        with self._cond:
+            self._listeners = (*self._listeners, callback)
+
+        def remove() -> None:
+            with self._cond:
+                self._listeners = tuple(cb for cb in self._listeners if cb is not callback)
+
+        return remove
+
+    def _emit(self, event: str, seconds: float) -> None:
+        for callback in self._listeners:
+            try:
+                callback(event, seconds)
+            except Exception:  # noqa: BLE001, PERF203 - a broken exporter must not break hashing
+                _log.exception("loopsafe pool listener %r failed", callback)
+
     def close(self, *, cancel_queued: bool = True) -> None:
         """Stop admitting calls; answer every queued call with `PoolClosed`.
 
@@ -352,6 +384,7 @@ class HashPool:
         error = PoolClosed("the password hashing pool was closed before this call could run")
         for call in dropped:
             call.deliver(False, error)
+            self._emit("cancelled", 0.0)
         for deliver in waiters:
             deliver(True, None)
 
@@ -404,13 +437,25 @@ class HashPool:
 
     def _submit(self, call: _Call[Any]) -> None:
         with self._cond:
-            self._check_admission()
-            self._queue.append(call)
-            self._admitted += 1
-            if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
-                self._start_worker()
+            try:
+                self._check_admission()
+            except Overloaded as refused:
+                rejected: Overloaded | None = refused
             else:
-                self._cond.notify()
+                rejected = None
+                self._enqueue(call)
+        if rejected is not None:
+            self._emit("rejected", rejected.estimated_wait)
+            raise rejected
+
+    def _enqueue(self, call: _Call[Any]) -> None:
+        """Queue an admitted call and make sure a worker will take it (under the lock)."""
+        self._queue.append(call)
+        self._admitted += 1
+        if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
+            self._start_worker()
+        else:
+            self._cond.notify()
 
     def _start_worker(self) -> None:
         self._thread_seq += 1
@@ -427,7 +472,8 @@ class HashPool:
     def _abandon(self, call: _Call[Any], expired: bool) -> None:
         """The caller stopped waiting (called from the caller's thread)."""
         with self._cond:
-            if call.state == _QUEUED:
+            was_queued = call.state == _QUEUED
+            if was_queued:
                 self._queue.remove(call)
                 if expired:
                     self._expired += 1
@@ -437,6 +483,8 @@ class HashPool:
             elif call.state == _RUNNING:
                 # Counted by the worker when it finishes, together with `abandoned`.
                 call.state = _EXPIRED if expired else _CANCELLED
+        if was_queued:
+            self._emit("expired" if expired else "cancelled", 0.0)
 
     def _take_drain_waiters(self) -> list[_waiting.Deliver]:
         waiters, self._drained = self._drained, []
@@ -467,6 +515,7 @@ class HashPool:
                     expired = False
             if expired:
                 call.deliver(False, TimeoutError("the call's deadline passed while it was queued"))
+                self._emit("expired", 0.0)
                 continue
             self._run_one(call)
         for deliver in waiters:
@@ -507,6 +556,9 @@ class HashPool:
                     self._cancelled += 1
         if state == _RUNNING:
             call.deliver(ok, value)
+        if self._listeners:
+            event = "abandoned" if state != _RUNNING else "completed" if ok else "failed"
+            self._emit(event, elapsed)
         # Drop references to the arguments (passwords) as soon as possible.
         call.args = ()
         del value

@@ -1,0 +1,62 @@
+"""The public surface: what `__all__` promises is what the modules export."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import types
+
+import pytest
+
+import loopsafe
+
+PUBLIC_MODULES = ["loopsafe", "loopsafe.exceptions", "loopsafe.profiles"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_complete(name):
+    """Every name in __all__ exists, __all__ is sorted, and nothing public is left out."""
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported)
+    for attr in exported:
+        assert hasattr(module, attr), attr
+    public = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and getattr(value, "__module__", name).startswith("loopsafe")
+        and attr not in {"annotations", "TYPE_CHECKING"}
+    }
+    if name == "loopsafe":
+        public.add("profiles")
+    assert public <= set(exported), public - set(exported)
+
+
+def test_public_classes_claim_the_package():
+    """Re-exported names are defined in private modules, never in a public one by accident."""
+    for attr in loopsafe.__all__:
+        value = getattr(loopsafe, attr)
+        if isinstance(value, type):
+            assert value.__module__.startswith("loopsafe.")
+
+
+def test_core_imports_without_optional_dependencies():
+    """`import loopsafe` loads none of the optional libraries."""
+    code = (
+        "import sys, loopsafe; "
+        "heavy = {'django', 'argon2', 'bcrypt', 'starlette', 'prometheus_client', 'trio', "
+        "'rich', 'matplotlib', 'asgiref', 'anyio', 'httpx', 'uvicorn'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version():
+    """loopsafe.__version__ is the installed distribution's version."""
+    assert loopsafe.__version__
+    with pytest.raises(AttributeError):
+        loopsafe.no_such_name  # noqa: B018
