@@ -189,10 +189,9 @@ async def test_40_real_pbkdf2_verifications_do_not_block_the_loop(anyio_backend)
         results.append(await ph.averify("correct horse", encoded))
 
     start = time.perf_counter()
-    async with LoopLagMonitor() as lag:
-        async with anyio.create_task_group() as tg:
-            for _ in range(40):
-                tg.start_soon(login)
+    async with LoopLagMonitor() as lag, anyio.create_task_group() as tg:
+        for _ in range(40):
+            tg.start_soon(login)
     total = time.perf_counter() - start
     worst = lag.snapshot().max
     pool.close()
