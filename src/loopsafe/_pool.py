@@ -201,6 +201,21 @@ class HashPool:
         self._executor = executor
         self._name = name
         self._reset_after_fork()
+        self._service_ewma: float | None = None
+        self._closed = False
+        self._listeners: tuple[Callable[[str, float], None], ...] = ()
+        _live_pools.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """(Re)create threads' state and counters; in a forked child the parent's are gone."""
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Call[Any]] = deque()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._running = 0
+        self._thread_seq = 0
+        self._drained: list[_waiting.Deliver] = []
+        # Counters start afresh in a forked child: the parent's calls are not its own.
         self._admitted = 0
         self._completed = 0
         self._failed = 0
@@ -209,20 +224,6 @@ class HashPool:
         self._expired = 0
         self._abandoned = 0
         self._service_total = 0.0
-        self._service_ewma: float | None = None
-        self._closed = False
-        self._listeners: tuple[Callable[[str, float], None], ...] = ()
-        _live_pools.add(self)
-
-    def _reset_after_fork(self) -> None:
-        """(Re)create the thread state; in a forked child the parent's threads are gone."""
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_Call[Any]] = deque()
-        self._threads: set[threading.Thread] = set()
-        self._idle = 0
-        self._running = 0
-        self._thread_seq = 0
-        self._drained: list[_waiting.Deliver] = []
 
     # -- configuration, read-only -------------------------------------------------
 
