@@ -157,6 +157,12 @@ def test_absurd_parameters_are_false_without_the_work(hasher, encoded):
 class TestBcrypt:
     """bcrypt's 72-byte limit: plain bcrypt refuses, bcrypt_sha256 does not care."""
 
+    def test_salt_the_library_refuses_is_false(self):
+        """A '$2$' prefix passes the format check but bcrypt refuses it: False, no exception."""
+        encoded = CHEAP["bcrypt_sha256"].hash("pw").replace("$2b$", "$2$", 1)
+        assert CHEAP["bcrypt_sha256"].verify("pw", encoded) is False
+        CHEAP["bcrypt_sha256"].harden_runtime("pw", encoded)
+
     def test_plain_bcrypt_refuses_long_passwords(self):
         """Hashing over 72 bytes raises a ValueError that names the fix."""
         with pytest.raises(ValueError, match="bcrypt_sha256"):

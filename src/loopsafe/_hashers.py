@@ -70,7 +70,10 @@ def to_bytes(password: object) -> bytes:
         try:
             return password.encode()
         except UnicodeEncodeError:
-            raise ValueError("password is not valid Unicode (it cannot be UTF-8 encoded)") from None
+            # Raised outside the except block: the UnicodeEncodeError's args hold
+            # the whole password, and even a suppressed __context__ keeps them.
+            pass
+        raise ValueError("password is not valid Unicode (it cannot be UTF-8 encoded)")
     raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
 
 
@@ -170,7 +173,11 @@ class Hasher(ABC):
         """The cost parameters new hashes get."""
 
     def _decode_checked(self, encoded: object) -> dict[str, Any] | None:
+        # Every Django format is ASCII; anything else (a lone surrogate, say)
+        # could only make the parsers below raise.
         if not isinstance(encoded, str) or len(encoded) > MAX_ENCODED_LENGTH:
+            return None
+        if not encoded.isascii():
             return None
         if not encoded.startswith(self.algorithm + "$"):
             return None
@@ -178,6 +185,10 @@ class Hasher(ABC):
             return self.decode(encoded)
         except (ValueError, TypeError, binascii.Error):
             return None
+
+    def can_read(self, encoded: str) -> bool:
+        """Return whether ``encoded`` is a well-formed, in-bounds hash of this algorithm."""
+        return self._decode_checked(encoded) is not None
 
     def verify(self, password: str | bytes, encoded: str) -> bool:
         """Return whether ``password`` matches ``encoded``; False for anything unreadable.
@@ -503,7 +514,10 @@ class BCryptSHA256Hasher(Hasher):
             return False  # over bcrypt's 72 bytes: it could never have been hashed
         bcrypt = self._load()
         data: str = decoded["data"]
-        again = bcrypt.hashpw(secret, data[:29].encode("ascii")).decode("ascii")
+        try:
+            again = bcrypt.hashpw(secret, data[:29].encode("ascii")).decode("ascii")
+        except ValueError:
+            return False  # a salt the bcrypt library refuses ("invalid salt")
         return _same(data, again)
 
     def _outdated(self, decoded: dict[str, Any]) -> bool:
@@ -520,8 +534,11 @@ class BCryptSHA256Hasher(Hasher):
             secret = password[:72]
         bcrypt = self._load()
         salt = decoded["data"][:29].encode("ascii")
-        for _ in range(extra):
-            bcrypt.hashpw(secret, salt)
+        try:
+            for _ in range(extra):
+                bcrypt.hashpw(secret, salt)
+        except ValueError:
+            return  # a salt the bcrypt library refuses: verify was False without work too
 
 
 class BCryptHasher(BCryptSHA256Hasher):
@@ -694,7 +711,7 @@ def verify_password(
 
     Returns:
         ``(is_correct, must_update)``. A None password, an unusable
-        (``!``-prefixed) or missing hash, and an unidentifiable hash run the
+        (``!``-prefixed) or missing hash, and an unidentifiable or corrupt hash run the
         preferred hasher once on a random string and return ``(False, False)``,
         so that they take as long as a real check (Django ticket #20760). A
         wrong password against an outdated hash of the preferred algorithm
@@ -714,6 +731,10 @@ def verify_password(
     try:
         hasher = identify_hasher(hashers, encoded)
     except UnknownAlgorithm:
+        return _fake_runtime(preferred)
+    if not hasher.can_read(encoded):
+        # A corrupt hash of a known algorithm costs a hash too, like any other
+        # unreadable one: no answer may come back faster than a real check.
         return _fake_runtime(preferred)
     hasher_changed = hasher.algorithm != preferred.algorithm
     must_update = hasher_changed or preferred.must_update(encoded)

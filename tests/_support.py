@@ -1,0 +1,197 @@
+"""Helpers shared by the reliability and security tests (bad input, soak, process life).
+
+Nothing here is a fixture: plain functions, so a test reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from loopsafe import Hasher, HashPool, PasswordHash
+
+REPO = Path(__file__).resolve().parent.parent
+SRC = REPO / "src"
+
+#: A cheap verify takes milliseconds; anything bounded finishes far below this
+#: even on a loaded 2-core machine. Unbounded work (a hash whose encoded
+#: parameters ask for 2**31 rounds) runs for hours, so the gap is enormous.
+CALL_BOUND = 10.0
+
+
+def cheap_hashers() -> list[Hasher]:
+    """Return one hasher per algorithm at the cheap test profile, skipping missing libraries.
+
+    The profile holds Django's default ``PASSWORD_HASHERS``; plain bcrypt and
+    MD5 (which Django can still be configured with) are added at their cheapest.
+    """
+    from loopsafe import (
+        BCryptHasher,
+        HasherNotAvailable,
+        MD5Hasher,
+        profiles,
+    )
+
+    extra = [BCryptHasher(rounds=profiles.CHEAP.bcrypt_rounds), MD5Hasher()]
+    usable = []
+    for hasher in [*profiles.CHEAP.hashers(), *extra]:
+        try:
+            hasher.salt()
+        except HasherNotAvailable:
+            continue
+        usable.append(hasher)
+    return usable
+
+
+def cheap_algorithms() -> list[str]:
+    """Return the algorithm names of `cheap_hashers`, in profile order."""
+    return [hasher.algorithm for hasher in cheap_hashers()]
+
+
+def facade_for(algorithm: str, *, pool: HashPool | None = None) -> PasswordHash:
+    """Return a `PasswordHash` preferring ``algorithm`` and able to verify all the others."""
+    from loopsafe import PasswordHash
+
+    hashers = cheap_hashers()
+    preferred = [h for h in hashers if h.algorithm == algorithm]
+    others = [h for h in hashers if h.algorithm != algorithm]
+    return PasswordHash([*preferred, *others], pool=pool)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call did: a value kind (``"False"``, ``"str"``...) or an exception name."""
+
+    kind: str
+    seconds: float
+    value: object = None
+
+    def __str__(self) -> str:
+        """Show the kind and the time."""
+        return f"{self.kind} in {self.seconds * 1000:.1f} ms"
+
+
+def kind_of(value: object) -> str:
+    """Classify a return value for comparison across sync and async paths."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, tuple):
+        ok, new = value
+        return f"({ok}, {'str' if isinstance(new, str) else new})"
+    return type(value).__name__
+
+
+def outcome(fn: Callable[[], object]) -> Outcome:
+    """Run ``fn`` and classify what happened, timing it."""
+    start = time.perf_counter()
+    try:
+        value = fn()
+    except Exception as exc:  # noqa: BLE001 - classifying is the point
+        return Outcome(type(exc).__name__, time.perf_counter() - start, exc)
+    return Outcome(kind_of(value), time.perf_counter() - start, value)
+
+
+async def aoutcome(fn: Callable[[], Any]) -> Outcome:
+    """Await ``fn()`` and classify what happened, timing it."""
+    start = time.perf_counter()
+    try:
+        value = await fn()
+    except Exception as exc:  # noqa: BLE001 - classifying is the point
+        return Outcome(type(exc).__name__, time.perf_counter() - start, exc)
+    return Outcome(kind_of(value), time.perf_counter() - start, value)
+
+
+def rss_bytes() -> int:
+    """Return this process's resident set size now, in bytes."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def thread_count() -> int:
+    """Return the number of Python threads alive now."""
+    return threading.active_count()
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env() -> dict[str, str]:
+    """Return an environment in which a child interpreter imports this checkout's loopsafe."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """What a bounded child interpreter did."""
+
+    returncode: int | None  # None: killed at the time bound
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_child(script: str, *args: str, timeout: float) -> ChildResult:
+    """Run ``script`` in a fresh interpreter, killing it (by its pid) if it outlives ``timeout``."""
+    start = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=REPO,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            return ChildResult(None, out, err, time.perf_counter() - start)
+    return ChildResult(proc.returncode, out, err, time.perf_counter() - start)
+
+
+def iter_exception_chain(
+    exc: BaseException, *, follow_suppressed: bool = False
+) -> Iterator[BaseException]:
+    """Yield ``exc``, its causes, contexts and group members, each once.
+
+    Like `traceback`, a context hidden by ``raise ... from None`` is skipped
+    unless ``follow_suppressed``: the object is still attached to the exception.
+    """
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+        context = current.__context__
+        if context is not None and (follow_suppressed or not current.__suppress_context__):
+            stack.append(context)
+        stack.extend(getattr(current, "exceptions", ()))
+
+
+def report(text: str) -> None:
+    """Print a figure a test measured (shown with ``pytest -s`` or ``-rP``)."""
+    sys.stdout.write(text + "\n")
