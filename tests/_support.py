@@ -195,3 +195,34 @@ def iter_exception_chain(
 def report(text: str) -> None:
     """Print a figure a test measured (shown with ``pytest -s`` or ``-rP``)."""
     sys.stdout.write(text + "\n")
+
+
+def run_together(work: Callable[[int], object], threads: int = 8) -> None:
+    """Run ``work(i)`` on ``threads`` threads released at once, with a tiny switch interval.
+
+    The model is argon2-cffi's ``test_multithreaded_hashing``: a Barrier lines
+    the threads up and ``sys.setswitchinterval(1e-6)`` makes the interpreter
+    switch between them as often as it can. Re-raises the first failure.
+    """
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def body(i: int) -> None:
+        try:
+            barrier.wait()
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test below
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        started = [threading.Thread(target=body, args=(i,)) for i in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+    finally:
+        sys.setswitchinterval(old)
+    if errors:
+        raise errors[0]

@@ -46,39 +46,14 @@ def test_django_made_hash_verifies_without_django(vector):
 
 
 def _django_hashers():
-    dh = pytest.importorskip("django.contrib.auth.hashers")
+    """(Django's hasher, loopsafe's hasher) per algorithm, both at the cheap parameters."""
+    pytest.importorskip("django")
+    from vectors.make_vectors import cheap_django_hashers
 
-    class CheapPBKDF2(dh.PBKDF2PasswordHasher):
-        iterations = 1000
-
-    class CheapPBKDF2SHA1(dh.PBKDF2SHA1PasswordHasher):
-        iterations = 1000
-
-    class CheapArgon2(dh.Argon2PasswordHasher):
-        time_cost = 1
-        memory_cost = 8
-        parallelism = 1
-
-    class CheapBCryptSHA256(dh.BCryptSHA256PasswordHasher):
-        rounds = 4
-
-    class CheapBCrypt(dh.BCryptPasswordHasher):
-        rounds = 4
-
-    class CheapScrypt(dh.ScryptPasswordHasher):
-        work_factor = 16
-        block_size = 1
-        parallelism = 1
-
-    return {
-        "pbkdf2_sha256": (CheapPBKDF2(), loopsafe.PBKDF2Hasher(1000)),
-        "pbkdf2_sha1": (CheapPBKDF2SHA1(), loopsafe.PBKDF2SHA1Hasher(1000)),
-        "argon2": (CheapArgon2(), loopsafe.Argon2Hasher(1, 8, 1)),
-        "bcrypt_sha256": (CheapBCryptSHA256(), loopsafe.BCryptSHA256Hasher(4)),
-        "bcrypt": (CheapBCrypt(), loopsafe.BCryptHasher(4)),
-        "scrypt": (CheapScrypt(), loopsafe.ScryptHasher(16, 1, 1)),
-        "md5": (dh.MD5PasswordHasher(), loopsafe.MD5Hasher()),
-    }
+    ours = {h.algorithm: h for h in profiles.CHEAP.hashers()}
+    ours["bcrypt"] = loopsafe.BCryptHasher(4)
+    ours["md5"] = loopsafe.MD5Hasher()
+    return {h.algorithm: (h, ours[h.algorithm]) for h in cheap_django_hashers()}
 
 
 @pytest.mark.parametrize("algorithm", sorted(OURS))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 import time
 
 import pytest
 
 import loopsafe
+from _support import run_together
 from loopsafe import profiles
 from loopsafe._hashers import identify_hasher, verify_password
 from loopsafe.exceptions import UnknownAlgorithm
@@ -292,31 +292,15 @@ def test_missing_library_names_the_extra(monkeypatch):
 
 def test_shared_hasher_is_thread_safe():
     """Eight threads released by a Barrier hash and verify with shared instances."""
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
 
     def work(i: int) -> None:
-        try:
-            barrier.wait()
-            for hasher in CHEAP.values():
-                password = f"pw-{i}"
-                encoded = hasher.hash(password)
-                assert hasher.verify(password, encoded)
-                assert not hasher.verify(password + "x", encoded)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        for hasher in CHEAP.values():
+            password = f"pw-{i}"
+            encoded = hasher.hash(password)
+            assert hasher.verify(password, encoded)
+            assert not hasher.verify(password + "x", encoded)
 
-    try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert not errors
+    run_together(work)
 
 
 def test_profiles_match_djangos_defaults():

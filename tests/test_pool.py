@@ -17,6 +17,7 @@ import time
 import anyio
 import pytest
 
+from _support import run_together
 from loopsafe import HashPool, LoopLagMonitor, Overloaded, PoolClosed, PoolStatistics
 
 pytestmark = pytest.mark.anyio
@@ -385,32 +386,15 @@ def test_many_event_loops_share_one_pool():
 def test_thread_safety_under_tiny_switch_interval():
     """Eight threads released together by a Barrier hammer one pool; every count adds up."""
     pool = HashPool(3, max_queue_wait=None)
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
 
-    def hammer() -> None:
+    def hammer(_: int) -> None:
         async def main() -> None:
-            barrier.wait()
-            assert await asyncio.gather(*(pool.run(pow, k, 2) for k in range(25))) == [
-                k * k for k in range(25)
-            ]
+            results = await asyncio.gather(*(pool.run(pow, k, 2) for k in range(25)))
+            assert results == [k * k for k in range(25)]
 
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        asyncio.run(main())
 
-    try:
-        threads = [threading.Thread(target=hammer) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert not errors
+    run_together(hammer)
     stats = pool.statistics()
     assert stats.completed == 200
     _assert_consistent(stats)
