@@ -1,9 +1,21 @@
 """Parameter profiles: each Django version's default costs, and a cheap one for tests.
 
-A profile builds the hasher list Django's ``PASSWORD_HASHERS`` default has
-(PBKDF2-SHA256 first, then PBKDF2-SHA1, Argon2, bcrypt-SHA256 and scrypt),
-at that version's parameters. Benchmarks use the real ones; test suites use
-`CHEAP`, like argon2-cffi's ``profiles.CHEAPEST``.
+A profile builds the hasher list of Django's default ``PASSWORD_HASHERS``, in
+its order (PBKDF2-SHA256 first and so preferred, then PBKDF2-SHA1, Argon2,
+bcrypt-SHA256 and scrypt), at that version's parameters. The figures come from
+``django/contrib/auth/hashers.py`` of Django 4.2.30, 5.2.19 and 6.1.3 and their
+release notes:
+
+============  =========  ================  ======  ================
+profile       PBKDF2     Argon2 (t, m, p)  bcrypt  scrypt (N, r, p)
+============  =========  ================  ======  ================
+`DJANGO_4_2`  600000     2, 102400, 8      12      2**14, 8, **1**
+`DJANGO_5_2`  1000000    2, 102400, 8      12      2**14, 8, 5
+`DJANGO_6_1`  1500000    2, 102400, 8      12      2**14, 8, 5
+============  =========  ================  ======  ================
+
+(Django 5.1 raised scrypt's parallelism from 1 to 5.) Benchmarks use the real
+profiles; test suites use `CHEAP`, like argon2-cffi's ``profiles.CHEAPEST``.
 """
 
 from __future__ import annotations
@@ -24,7 +36,11 @@ __all__ = ["CHEAP", "DEFAULT", "DJANGO_4_2", "DJANGO_5_2", "DJANGO_6_1", "Profil
 
 @dataclass(frozen=True)
 class Profile:
-    """The cost parameters of every algorithm, as one Django version sets them.
+    """The cost parameters of every algorithm in Django's default hasher list.
+
+    The defaults are Django 6.1's. Creating a profile checks every parameter
+    (the hashers' constructors raise `TypeError`/`ValueError`), without
+    importing argon2-cffi or bcrypt.
 
     Attributes:
         name: A short label used in reports.
@@ -39,7 +55,7 @@ class Profile:
     """
 
     name: str
-    pbkdf2_iterations: int
+    pbkdf2_iterations: int = 1_500_000
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 102_400
     argon2_parallelism: int = 8
@@ -48,14 +64,26 @@ class Profile:
     scrypt_block_size: int = 8
     scrypt_parallelism: int = 5
 
+    def __post_init__(self) -> None:
+        """Check every parameter by building the hashers once."""
+        self.hashers()
+
     def hashers(self) -> list[Hasher]:
-        """Return the hashers in Django's default ``PASSWORD_HASHERS`` order, preferred first."""
+        """Return new hashers in Django's default ``PASSWORD_HASHERS`` order, preferred first."""
         return [
-            PBKDF2Hasher(self.pbkdf2_iterations),
-            PBKDF2SHA1Hasher(self.pbkdf2_iterations),
-            Argon2Hasher(self.argon2_time_cost, self.argon2_memory_cost, self.argon2_parallelism),
-            BCryptSHA256Hasher(self.bcrypt_rounds),
-            ScryptHasher(self.scrypt_work_factor, self.scrypt_block_size, self.scrypt_parallelism),
+            PBKDF2Hasher(iterations=self.pbkdf2_iterations),
+            PBKDF2SHA1Hasher(iterations=self.pbkdf2_iterations),
+            Argon2Hasher(
+                time_cost=self.argon2_time_cost,
+                memory_cost=self.argon2_memory_cost,
+                parallelism=self.argon2_parallelism,
+            ),
+            BCryptSHA256Hasher(rounds=self.bcrypt_rounds),
+            ScryptHasher(
+                work_factor=self.scrypt_work_factor,
+                block_size=self.scrypt_block_size,
+                parallelism=self.scrypt_parallelism,
+            ),
         ]
 
     def hasher(self, algorithm: str) -> Hasher:
@@ -70,13 +98,16 @@ class Profile:
         raise KeyError(algorithm)
 
 
-#: Django 4.2 LTS: PBKDF2 600,000 iterations.
-DJANGO_4_2 = Profile("django-4.2", pbkdf2_iterations=600_000)
+#: Django 4.2 LTS: PBKDF2 600,000 iterations, scrypt parallelism 1.
+DJANGO_4_2 = Profile("django-4.2", pbkdf2_iterations=600_000, scrypt_parallelism=1)
 #: Django 5.2 LTS: PBKDF2 1,000,000 iterations.
 DJANGO_5_2 = Profile("django-5.2", pbkdf2_iterations=1_000_000)
 #: Django 6.1: PBKDF2 1,500,000 iterations.
 DJANGO_6_1 = Profile("django-6.1", pbkdf2_iterations=1_500_000)
-#: For test suites: every algorithm at (near) its minimum cost.
+#: For test suites: every algorithm at (near) its minimum cost. Argon2 is
+#: argon2-cffi's ``CHEAPEST`` (t=1, 8 KiB, 1 lane), bcrypt its minimum cost 4,
+#: scrypt the smallest N, r, p that make sense; PBKDF2 keeps 1,000 iterations
+#: so that a must_update test against other counts still has room below.
 CHEAP = Profile(
     "cheap",
     pbkdf2_iterations=1_000,

@@ -1,12 +1,14 @@
-"""Regenerate django-<version>.json: hashes made by real Django's own hasher classes.
+"""Regenerate django-<major.minor>.json: hashes made by real Django's own hasher classes.
 
-Run with the Django version to record installed::
+Run it with the Django version to record installed (and argon2-cffi, bcrypt)::
 
     python tests/vectors/make_vectors.py
 
-Django's hasher classes need no configured settings to encode. Cheap
-parameters keep the test fast; one PBKDF2 vector uses the version's real
-default so the default format is covered too.
+Django's hasher classes encode without configured settings, so this uses them
+directly: subclasses at cheap parameters for most vectors, and the stock
+classes at the version's real defaults for one vector per algorithm with a
+cost (PBKDF2-SHA256 at 1,000,000 iterations in Django 5.2), so the default
+formats are covered too. `tests/test_django_compat.py` checks the file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import pathlib
 import django
 from django.contrib.auth import hashers as dh
 
-PASSWORDS = ["correct horse battery staple", "pässwörd-ünïcode-🔑", "x"]
+ASCII = "correct horse battery staple"
+PASSWORDS = [
+    ASCII,
+    "pässwörd-ünïcode-🔑",  # non-ASCII: 2, 3 and 4 UTF-8 bytes a character
+    "",
+    "x",
+    "long-" * 20,  # 100 bytes: past bcrypt's 72, so bcrypt_sha256's pre-hash matters
+]
+#: Plain bcrypt refuses passwords over 72 bytes (bcrypt 5 raises): give it exactly 72.
+BCRYPT_PASSWORDS = [*PASSWORDS[:4], "b" * 72]
 
 
 class CheapPBKDF2(dh.PBKDF2PasswordHasher):
@@ -49,7 +60,7 @@ class CheapScrypt(dh.ScryptPasswordHasher):
 
 
 def params(hasher: dh.BasePasswordHasher) -> dict[str, int]:
-    """The cost parameters of a Django hasher instance."""
+    """The cost parameters of a Django hasher instance, by Django's attribute names."""
     names = (
         "iterations",
         "time_cost",
@@ -75,34 +86,45 @@ def cheap_django_hashers() -> list[dh.BasePasswordHasher]:
     ]
 
 
+def default_django_hashers() -> list[dh.BasePasswordHasher]:
+    """Django's stock hasher classes, at the installed version's default parameters."""
+    return [
+        dh.PBKDF2PasswordHasher(),
+        dh.Argon2PasswordHasher(),
+        dh.BCryptSHA256PasswordHasher(),
+        dh.ScryptPasswordHasher(),
+    ]
+
+
+def vector(hasher: dh.BasePasswordHasher, password: str, cost: str) -> dict[str, object]:
+    """One known answer: which Django class made it, with what, from which password."""
+    base = next(c for c in type(hasher).__mro__ if c.__module__ == dh.__name__)
+    return {
+        "algorithm": hasher.algorithm,
+        "django": django.get_version(),
+        "django_hasher": f"{base.__module__}.{base.__qualname__}",
+        "cost": cost,
+        "params": params(hasher),
+        "password": password,
+        "encoded": hasher.encode(password, hasher.salt()),
+    }
+
+
 def main() -> None:
     """Write the vector file for the installed Django version."""
-    hashers = cheap_django_hashers()
     vectors = []
-    for hasher in hashers:
-        for password in PASSWORDS:
-            vectors.append(
-                {
-                    "algorithm": hasher.algorithm,
-                    "django": django.get_version(),
-                    "params": params(hasher),
-                    "password": password,
-                    "encoded": hasher.encode(password, hasher.salt()),
-                }
-            )
-    real = dh.PBKDF2PasswordHasher()
-    vectors.append(
-        {
-            "algorithm": real.algorithm,
-            "django": django.get_version(),
-            "params": params(real),
-            "password": PASSWORDS[0],
-            "encoded": real.encode(PASSWORDS[0], real.salt()),
-        }
-    )
+    for hasher in cheap_django_hashers():
+        passwords = BCRYPT_PASSWORDS if hasher.algorithm == "bcrypt" else PASSWORDS
+        vectors.extend(vector(hasher, password, "cheap") for password in passwords)
+    vectors.extend(vector(hasher, ASCII, "default") for hasher in default_django_hashers())
     major_minor = ".".join(django.get_version().split(".")[:2])
     out = pathlib.Path(__file__).with_name(f"django-{major_minor}.json")
-    out.write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    document = {
+        "generator": "tests/vectors/make_vectors.py",
+        "django": django.get_version(),
+        "vectors": vectors,
+    }
+    out.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {len(vectors)} vectors to {out.name}")  # noqa: T201
 
 

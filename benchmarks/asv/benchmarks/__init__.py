@@ -1,0 +1,1 @@
+"""loopsafe's asv suite (``asv run`` from ``benchmarks/asv``)."""

@@ -1,0 +1,159 @@
+"""Authentication that never hashes on the event loop: the backend's logic and ``aauthenticate``.
+
+`model_backend_aauthenticate` is the body of
+``loopsafe.django.backends.ModelBackend.aauthenticate``; ``PATCH_AUTH`` puts
+the same function on Django's own ``ModelBackend`` where Django hashes on the
+loop. `aauthenticate` is Django's (5.0+), or a port of it on Django 4.2.
+
+Django is imported inside the functions: this module is imported with
+``loopsafe.django``, before the app registry is ready.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from loopsafe.django._passwords import (
+    acheck_user_password,
+    arun_unknown_user_hasher,
+    hide_passwords,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.http import HttpRequest
+
+__all__ = ["aauthenticate", "model_backend_aauthenticate", "uses_stock_acheck_password"]
+
+
+def uses_stock_acheck_password(user: object) -> bool:
+    """Whether ``user.acheck_password`` is Django's own (which hashes on the loop) or absent.
+
+    A user model that overrides ``acheck_password`` (with loopsafe's mixin, or
+    its own code) keeps its method; ``PATCH_AUTH``'s replacement counts as
+    loopsafe's own.
+    """
+    from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
+
+    from loopsafe.django import _patch  # noqa: PLC0415 - imports Django's models
+
+    method = getattr(type(user), "acheck_password", None)
+    if method is None:  # Django 4.2
+        return True
+    stock = _patch.original(AbstractBaseUser, "acheck_password")
+    return method is stock or method is _patch.patched_user_acheck_password
+
+
+@hide_passwords
+async def _acheck(user: AbstractBaseUser, password: str) -> bool:
+    if uses_stock_acheck_password(user):
+        return await acheck_user_password(user, password)  # type: ignore[arg-type] # django-stubs types `password` as a CharField descriptor
+    result: bool = await user.acheck_password(password)
+    return result
+
+
+async def model_backend_aauthenticate(
+    self: Any,  # noqa: ANN401 - Django's ModelBackend or a subclass
+    request: HttpRequest | None,  # noqa: ARG001 - Django's signature
+    username: str | None = None,
+    password: str | None = None,
+    **kwargs: Any,  # noqa: ANN401 - credentials, as in Django
+) -> AbstractBaseUser | None:
+    """Django's ``ModelBackend.aauthenticate`` with every hash on the loopsafe pool.
+
+    The same steps as Django's: look the user up by natural key; for an unknown
+    user, hash once anyway so the answer takes as long (Django ticket #20760);
+    else check the password, saving an upgraded hash, and apply
+    ``user_can_authenticate``. `loopsafe.Overloaded` propagates: Django's
+    ``aauthenticate`` stops on it without sending ``user_login_failed``, and
+    ``OverloadMiddleware`` answers 503.
+    """
+    from asgiref.sync import sync_to_async  # noqa: PLC0415
+    from django.contrib.auth import backends  # noqa: PLC0415
+
+    # Looked up at each call, like Django: tests swap it with AUTH_USER_MODEL.
+    user_model: Any = backends.UserModel
+    if username is None:
+        username = kwargs.get(user_model.USERNAME_FIELD)
+    if username is None or password is None:
+        return None
+    manager = user_model._default_manager  # noqa: SLF001 - Django's own lookup
+    try:
+        if hasattr(manager, "aget_by_natural_key"):
+            user = await manager.aget_by_natural_key(username)
+        else:  # Django 4.2
+            user = await sync_to_async(manager.get_by_natural_key)(username)
+    except user_model.DoesNotExist:
+        await arun_unknown_user_hasher(password)
+        return None
+    if await _acheck(user, password) and self.user_can_authenticate(user):
+        return user  # type: ignore[no-any-return] # the manager is untyped here
+    return None
+
+
+@hide_passwords
+async def aauthenticate(
+    request: HttpRequest | None = None,
+    **credentials: Any,  # noqa: ANN401 - whatever the backends take
+) -> AbstractBaseUser | None:
+    """Django's ``aauthenticate``; on Django 4.2, which has none, a port of Django 5.2's.
+
+    The port tries each backend in ``AUTHENTICATION_BACKENDS`` whose
+    ``authenticate`` accepts the credentials, awaiting its ``aauthenticate``
+    when it has one (loopsafe's ``ModelBackend`` does) and running its
+    ``authenticate`` through ``sync_to_async`` otherwise; ``PermissionDenied``
+    stops the search, and ``user_login_failed`` is sent when no backend
+    accepts. Any other exception, `loopsafe.Overloaded` included, propagates
+    without the signal.
+
+    Args:
+        request: The current request, or None.
+        **credentials: Passed to each backend (``username``, ``password``...).
+
+    Returns:
+        The authenticated user, with ``backend`` set to its backend's path, or None.
+    """
+    from django.contrib import auth  # noqa: PLC0415
+
+    django_aauthenticate = getattr(auth, "aauthenticate", None)
+    if django_aauthenticate is not None:
+        user: AbstractBaseUser | None = await django_aauthenticate(request, **credentials)
+        return user
+    return await _aauthenticate_4_2(request, credentials)
+
+
+@hide_passwords
+async def _aauthenticate_4_2(
+    request: HttpRequest | None, credentials: dict[str, Any]
+) -> AbstractBaseUser | None:
+    from asgiref.sync import sync_to_async  # noqa: PLC0415
+    from django.contrib import auth  # noqa: PLC0415
+    from django.contrib.auth.signals import user_login_failed  # noqa: PLC0415
+    from django.core.exceptions import PermissionDenied  # noqa: PLC0415
+
+    backends: list[tuple[Any, str]] = auth._get_backends(return_tuples=True)  # type: ignore[attr-defined] # noqa: SLF001 - Django's own loader
+    for backend, backend_path in backends:
+        try:
+            inspect.signature(backend.authenticate).bind(request, **credentials)
+        except TypeError:
+            # This backend does not accept these credentials as arguments.
+            continue
+        try:
+            if hasattr(backend, "aauthenticate"):
+                user = await backend.aauthenticate(request, **credentials)
+            else:
+                user = await sync_to_async(backend.authenticate)(request, **credentials)
+        except PermissionDenied:
+            # This backend says to stop in our tracks.
+            break
+        if user is None:
+            continue
+        user.backend = backend_path
+        return user  # type: ignore[no-any-return] # backends are untyped
+    await sync_to_async(user_login_failed.send)(
+        sender="django.contrib.auth",
+        credentials=auth._clean_credentials(credentials),  # type: ignore[attr-defined] # noqa: SLF001
+        request=request,
+    )
+    return None

@@ -1,0 +1,313 @@
+"""Django's password functions, run on the loopsafe pool.
+
+Django decides what is correct: every function here calls Django's own
+``verify_password`` and ``make_password`` (so ``PASSWORD_HASHERS``, custom
+hashers and test mocks all apply), looked up on ``django.contrib.auth.hashers``
+at call time. loopsafe decides where and when they run: as one call on
+`loopsafe.default_pool()`, never on the event loop, with admission control
+(`loopsafe.Overloaded`) in front.
+
+Importing this module needs Django installed but not configured: nothing here
+touches settings or models until a function is called.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from django.contrib.auth import hashers
+from django.utils.crypto import get_random_string
+from django.utils.version import get_complete_version
+from django.views.decorators.debug import sensitive_variables
+
+from loopsafe._default import default_pool
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+_DJANGO_VERSION = get_complete_version()
+
+__all__ = [
+    "SENSITIVE",
+    "acheck_password",
+    "acheck_user_password",
+    "amake_password",
+    "arun_unknown_user_hasher",
+    "aset_password",
+    "averify_password",
+    "hide_passwords",
+]
+
+F = TypeVar("F", bound="Callable[..., Any]")
+T = TypeVar("T")
+
+#: Local variable names that hold a raw password in loopsafe's and Django's frames.
+SENSITIVE = ("password", "raw_password", "credentials")
+
+
+def hide_passwords(func: F) -> F:
+    """Mark ``func`` with Django's ``sensitive_variables`` for the names in `SENSITIVE`.
+
+    Django's error reports (the DEBUG 500 page, the admin e-mails) then show
+    those variables as stars, in ``func``'s frame and, for a synchronous
+    function, in every frame it calls: the hasher frames on the pool's worker
+    thread included. Coroutine functions are marked on Django 5.0+ only (Django
+    4.2's decorator would turn them into plain functions).
+    """
+    if inspect.iscoroutinefunction(func) and _DJANGO_VERSION < (5, 0):
+        return func
+    return sensitive_variables(*SENSITIVE)(func)
+
+
+class PasswordHolder(Protocol):
+    """What the user-level functions need of a user: Django's ``AbstractBaseUser`` fields."""
+
+    password: str
+    _password: str | None
+
+    def asave(self, *, update_fields: list[str]) -> Awaitable[None]:
+        """Save the given fields (Django's ``Model.asave``)."""
+
+
+class _Job(Generic[T]):
+    """A call for the pool whose repr never shows its arguments: they hold a password.
+
+    `functools.partial` would show them (in error reports' frame variables,
+    for one); this shows the function's name only.
+    """
+
+    __slots__ = ("_args", "_fn")
+
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:  # noqa: ANN401 - forwarded as given
+        self._fn = fn
+        self._args = args
+
+    def __call__(self) -> T:
+        return self._fn(*self._args)
+
+    def __repr__(self) -> str:
+        return f"<loopsafe.django job {self._fn.__qualname__}>"
+
+
+@hide_passwords
+def _verify(password: str | None, encoded: str | None, preferred: Any) -> tuple[bool, bool]:  # noqa: ANN401 - Django takes a name or a hasher
+    """Django's ``verify_password``, with a port for Django 4.2, which has none."""
+    verify = getattr(hashers, "verify_password", None)
+    if verify is not None:
+        result: tuple[bool, bool] = verify(password, encoded, preferred=preferred)
+        return result
+    return _verify_password_4_2(password, encoded, preferred)
+
+
+def _verify_password_4_2(
+    password: Any,  # noqa: ANN401 - passed to Django as given, None and bytes included
+    encoded: Any,  # noqa: ANN401 - ditto: Django's own errors for bad types must surface
+    preferred: Any,  # noqa: ANN401 - Django takes a name or a hasher
+) -> tuple[bool, bool]:
+    """Django 5.0's ``verify_password``, built from the pieces Django 4.2 already has.
+
+    Django 4.2's ``check_password`` does the same steps inline (and then calls
+    the setter); this returns ``(is_correct, must_update)`` instead, so the
+    setter can run on the event loop after the hashing is done.
+    """
+    fake_runtime = password is None or not hashers.is_password_usable(encoded)
+    preferred_hasher = hashers.get_hasher(preferred)
+    try:
+        hasher = hashers.identify_hasher(encoded)
+    except ValueError:
+        # Gibberish, or a hasher that is no longer installed.
+        fake_runtime = True
+    if fake_runtime:
+        # Run the default hasher once so these cases take as long as a real
+        # check (Django ticket #20760).
+        hashers.make_password(get_random_string(hashers.UNUSABLE_PASSWORD_SUFFIX_LENGTH))
+        return False, False
+    hasher_changed = hasher.algorithm != preferred_hasher.algorithm
+    must_update = hasher_changed or preferred_hasher.must_update(encoded)
+    is_correct = hasher.verify(password, encoded)
+    if not is_correct and not hasher_changed and must_update:
+        hasher.harden_runtime(password, encoded)
+    return is_correct, must_update
+
+
+@hide_passwords
+def _verify_and_rehash(password: str | None, encoded: str | None) -> tuple[bool, str | None]:
+    """Verify, and when the password is right but its hash outdated, make the new hash.
+
+    Both steps in one worker call: the event loop waits once, and then only
+    has to save.
+    """
+    is_correct, must_update = _verify(password, encoded, "default")
+    if is_correct and must_update and password is not None:
+        new_encoded: str = hashers.make_password(password)
+        return True, new_encoded
+    return is_correct, None
+
+
+@hide_passwords
+def _make_password(password: str | bytes, salt: str | None, hasher: Any) -> str:  # noqa: ANN401 - a name or a hasher
+    """Django's ``make_password`` (looked up now, so mocks apply), in a marked frame."""
+    encoded: str = hashers.make_password(password, salt, hasher)  # type: ignore[arg-type] # Django accepts bytes; django-stubs says str
+    return encoded
+
+
+@hide_passwords
+def _set_password(user: Any, password: str) -> None:  # noqa: ANN401 - any Django user model
+    """``user.set_password(password)`` in a marked frame."""
+    user.set_password(password)
+
+
+@hide_passwords
+async def averify_password(
+    password: str | None,
+    encoded: str | None,
+    preferred: Any = "default",  # noqa: ANN401 - Django takes a name or a hasher
+) -> tuple[bool, bool]:
+    """Django's ``verify_password``, run on the loopsafe pool.
+
+    Args:
+        password: The raw password (None verifies as False, after one dummy hash).
+        encoded: The stored hash.
+        preferred: The preferred hasher or its algorithm name; a hash made by
+            another one, or with other parameters, must be updated.
+
+    Returns:
+        ``(is_correct, must_update)``, as Django's ``verify_password``.
+
+    Raises:
+        loopsafe.Overloaded: The pool refused the call; nothing ran.
+    """
+    return await default_pool().run(_Job(_verify, password, encoded, preferred))
+
+
+@hide_passwords
+async def acheck_password(
+    password: str | None,
+    encoded: str | None,
+    setter: Callable[[str | None], Awaitable[object]] | None = None,
+    preferred: Any = "default",  # noqa: ANN401 - Django takes a name or a hasher
+) -> bool:
+    """Django's ``acheck_password``, with the verification on the loopsafe pool.
+
+    As in Django, ``setter`` is awaited with the raw password when it was right
+    and its hash must be updated. A setter that hashes should do it with
+    `amake_password`; the user-level paths of loopsafe (``AsyncPasswordMixin``,
+    the backend and ``PATCH_AUTH``) go further and make the new hash inside
+    the same pool call as the verification.
+
+    Args:
+        password: The raw password.
+        encoded: The stored hash.
+        setter: Optional async callable that stores an updated hash.
+        preferred: The preferred hasher or its algorithm name.
+
+    Returns:
+        Whether the password is right.
+
+    Raises:
+        loopsafe.Overloaded: The pool refused the call; nothing ran.
+    """
+    is_correct, must_update = await averify_password(password, encoded, preferred)
+    if setter is not None and is_correct and must_update:
+        await setter(password)
+    return is_correct
+
+
+@hide_passwords
+async def amake_password(
+    password: str | bytes | None,
+    salt: str | None = None,
+    hasher: Any = "default",  # noqa: ANN401 - Django takes a name or a hasher
+) -> str:
+    """Django's ``make_password``, run on the loopsafe pool.
+
+    ``None`` makes an unusable password at once (no hashing, no pool), and a
+    password of another type raises Django's `TypeError` before anything is
+    queued.
+
+    Args:
+        password: The raw password, or None for an unusable one.
+        salt: Optional salt; the hasher makes one otherwise.
+        hasher: The hasher or its algorithm name.
+
+    Returns:
+        The encoded hash.
+
+    Raises:
+        loopsafe.Overloaded: The pool refused the call; nothing ran.
+        TypeError: ``password`` is not str, bytes or None.
+    """
+    if password is None:
+        unusable: str = hashers.make_password(None)
+        return unusable
+    if not isinstance(password, (bytes, str)):
+        raise TypeError(f"Password must be a string or bytes, got {type(password).__qualname__}.")
+    return await default_pool().run(_Job(_make_password, password, salt, hasher))
+
+
+@hide_passwords
+async def aset_password(user: PasswordHolder, raw_password: str | None) -> None:
+    """``user.set_password(raw_password)``, with the hashing on the loopsafe pool.
+
+    Like Django's ``AbstractBaseUser.set_password``, this sets ``password`` and
+    remembers the raw password for ``password_changed`` after the next save;
+    it does not save. The user is changed only once the hash is made, on the
+    caller's side: a cancelled call leaves it untouched.
+
+    Args:
+        user: A Django user (any ``AbstractBaseUser``).
+        raw_password: The new password, or None for an unusable one.
+
+    Raises:
+        loopsafe.Overloaded: The pool refused the call; nothing changed.
+    """
+    encoded = await amake_password(raw_password)
+    user.password = encoded
+    user._password = raw_password  # noqa: SLF001 - Django's own field for password_changed
+
+
+@hide_passwords
+async def acheck_user_password(user: PasswordHolder, raw_password: str | None) -> bool:
+    """``user.acheck_password(raw_password)`` in one pool call, saving an upgraded hash.
+
+    The verification and, when the password is right but its hash outdated,
+    the new hash are made in one worker call; only the save runs on the event
+    loop. An upgrade is not a password change (``password_changed`` is not
+    sent), exactly as in Django.
+
+    Args:
+        user: A Django user.
+        raw_password: The password to check.
+
+    Returns:
+        Whether the password is right.
+
+    Raises:
+        loopsafe.Overloaded: The pool refused the call; nothing ran.
+    """
+    job = _Job(_verify_and_rehash, raw_password, user.password)
+    is_correct, new_encoded = await default_pool().run(job)
+    if new_encoded is not None:
+        user.password = new_encoded
+        # Password hash upgrades are not password changes.
+        user._password = None  # noqa: SLF001 - Django's own field for password_changed
+        await user.asave(update_fields=["password"])
+    return is_correct
+
+
+@hide_passwords
+async def arun_unknown_user_hasher(password: str) -> None:
+    """Hash once for a user that does not exist, on the pool (Django ticket #20760).
+
+    Django runs ``UserModel().set_password(password)`` so that a login for an
+    unknown user takes as long as one for a known user. This does the same,
+    model method included, on a throwaway instance in a worker.
+
+    Raises:
+        loopsafe.Overloaded: The pool refused the call.
+    """
+    from django.contrib.auth import get_user_model  # noqa: PLC0415 - needs the app registry
+
+    throwaway = get_user_model()()
+    await default_pool().run(_Job(_set_password, throwaway, password))

@@ -1,0 +1,36 @@
+"""The Django app: add ``"loopsafe.django"`` to ``INSTALLED_APPS``.
+
+At start-up it applies ``settings.LOOPSAFE`` (pool bounds, ``PATCH_AUTH``),
+follows later changes of that setting, and registers loopsafe's system checks
+(tag ``loopsafe``).
+"""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+__all__ = ["LoopsafeConfig"]
+
+
+class LoopsafeConfig(AppConfig):
+    """loopsafe's app config (label ``loopsafe``)."""
+
+    name = "loopsafe.django"
+    label = "loopsafe"
+    verbose_name = "loopsafe"
+    default = True
+
+    def ready(self) -> None:
+        """Apply LOOPSAFE, listen for changes to it, and register the checks."""
+        from django.core import checks  # noqa: PLC0415 - Django's rule: register in ready()
+        from django.core.signals import setting_changed  # noqa: PLC0415
+
+        from loopsafe.django import checks as loopsafe_checks  # noqa: PLC0415
+        from loopsafe.django import conf  # noqa: PLC0415
+
+        conf.apply(conf.get_settings())
+        setting_changed.connect(
+            conf.setting_changed_receiver, dispatch_uid="loopsafe.django.conf.setting_changed"
+        )
+        for check in loopsafe_checks.ALL_CHECKS:
+            checks.register(check, loopsafe_checks.TAG)

@@ -1,0 +1,170 @@
+"""The ``LOOPSAFE`` settings dict: its keys, their defaults, their validation, and applying them.
+
+In ``settings.py``::
+
+    LOOPSAFE = {
+        "MAX_WORKERS": None,    # hashes at once; None: the CPUs this process may use
+        "MAX_QUEUE_WAIT": 1.0,  # estimated queue wait (s) before Overloaded; None: no limit
+        "MAX_PENDING": 1024,    # calls that may wait in the queue
+        "PATCH_AUTH": False,    # make stock django.contrib.auth async paths non-blocking
+    }
+
+Every key is optional. The app applies them when Django starts (its
+``ready()``) and again whenever the setting changes (``override_settings`` in
+tests sends ``setting_changed``): the loopsafe default pool is rebuilt with
+`loopsafe.configure` when a pool key changed, and ``PATCH_AUTH`` patches or
+unpatches Django. An invalid value raises ``ImproperlyConfigured`` right then,
+so a typo cannot go unnoticed under an ASGI server, which runs no system
+checks; an unknown key is reported by the ``loopsafe.W005`` check.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+from django.core.exceptions import ImproperlyConfigured
+
+from loopsafe._default import configure, default_pool
+from loopsafe._pool import usable_cpus
+
+__all__ = [
+    "DEFAULTS",
+    "LoopsafeSettings",
+    "apply",
+    "get_settings",
+    "setting_changed_receiver",
+    "suggestion",
+]
+
+#: Every key of ``settings.LOOPSAFE`` with its default.
+DEFAULTS: Final[dict[str, object]] = {
+    "MAX_WORKERS": None,
+    "MAX_QUEUE_WAIT": 1.0,
+    "MAX_PENDING": 1024,
+    "PATCH_AUTH": False,
+}
+
+
+@dataclass(frozen=True)
+class LoopsafeSettings:
+    """``settings.LOOPSAFE``, validated, with defaults filled in.
+
+    Attributes:
+        max_workers: Hashes that run at once (None: the usable CPUs).
+        max_queue_wait: Longest estimated queue wait in seconds before
+            `loopsafe.Overloaded` (None: no wait-based limit).
+        max_pending: Most calls waiting in the queue.
+        patch_auth: Whether stock ``django.contrib.auth`` is patched.
+        explicit: Whether ``settings.LOOPSAFE`` is set at all.
+        unknown_keys: Keys that loopsafe does not know (typos), sorted.
+    """
+
+    max_workers: int | None = None
+    max_queue_wait: float | None = 1.0
+    max_pending: int = 1024
+    patch_auth: bool = False
+    explicit: bool = False
+    unknown_keys: tuple[str, ...] = ()
+
+    @property
+    def pool_settings(self) -> tuple[int, float | None, int]:
+        """``(max_workers, max_queue_wait, max_pending)`` with max_workers resolved."""
+        workers = usable_cpus() if self.max_workers is None else self.max_workers
+        return workers, self.max_queue_wait, self.max_pending
+
+
+def _invalid(key: str, expected: str, value: object) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"LOOPSAFE[{key!r}] must be {expected}, not {type(value).__name__} {value!r}."
+    )
+
+
+def _positive_int(key: str, value: object, expected: str = "a positive int") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _invalid(key, expected, value)
+    return value
+
+
+def _parse(raw: object) -> LoopsafeSettings:
+    if raw is None:
+        return LoopsafeSettings()
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(
+            f"settings.LOOPSAFE must be a dict, not {type(raw).__name__}; see loopsafe.django.conf."
+        )
+    values = {**DEFAULTS, **raw}
+    wait = values["MAX_QUEUE_WAIT"]
+    if wait is not None and (
+        isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait > 0
+    ):
+        raise _invalid("MAX_QUEUE_WAIT", "a positive number of seconds or None", wait)
+    patch_auth = values["PATCH_AUTH"]
+    if not isinstance(patch_auth, bool):
+        raise _invalid("PATCH_AUTH", "True or False", patch_auth)
+    workers = values["MAX_WORKERS"]
+    return LoopsafeSettings(
+        max_workers=None
+        if workers is None
+        else _positive_int("MAX_WORKERS", workers, "a positive int or None"),
+        max_queue_wait=None if wait is None else float(wait),
+        max_pending=_positive_int("MAX_PENDING", values["MAX_PENDING"]),
+        patch_auth=patch_auth,
+        explicit=True,
+        unknown_keys=tuple(sorted(str(key) for key in raw if key not in DEFAULTS)),
+    )
+
+
+def get_settings() -> LoopsafeSettings:
+    """Read and validate ``settings.LOOPSAFE`` now.
+
+    Raises:
+        ImproperlyConfigured: A value is invalid, or LOOPSAFE is not a dict.
+    """
+    from django.conf import settings  # noqa: PLC0415 - read at call time, never cached
+
+    return _parse(getattr(settings, "LOOPSAFE", None))
+
+
+def suggestion(key: str) -> str | None:
+    """Return the known key closest to an unknown one, if any is close."""
+    matches = difflib.get_close_matches(key.upper(), list(DEFAULTS), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+_apply_lock = threading.Lock()
+
+
+def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
+    """Make the process match ``config``: the default pool's bounds and the patch.
+
+    The default pool is rebuilt (`loopsafe.configure`) only when its bounds
+    differ, so applying the same settings twice changes nothing; calls the old
+    pool already admitted still finish there. Without ``settings.LOOPSAFE``
+    the pool is left as it is (it may have been configured by hand), unless
+    ``reconcile_pool`` asks for the defaults (when an override ends).
+
+    Args:
+        config: The settings to apply.
+        reconcile_pool: Rebuild the pool to match even if LOOPSAFE is unset.
+    """
+    from loopsafe.django import _patch  # noqa: PLC0415 - imports Django's models
+
+    with _apply_lock:
+        pool = default_pool()
+        current = (pool.max_workers, pool.max_queue_wait, pool.max_pending)
+        if (config.explicit or reconcile_pool) and current != config.pool_settings:
+            workers, wait, pending = config.pool_settings
+            configure(workers, max_queue_wait=wait, max_pending=pending)
+        if config.patch_auth:
+            _patch.patch()
+        else:
+            _patch.unpatch()
+
+
+def setting_changed_receiver(*, setting: str, **kwargs: Any) -> None:  # noqa: ARG001, ANN401 - Django's signal
+    """Re-apply ``LOOPSAFE`` when it changes (``override_settings``, ``modify_settings``)."""
+    if setting == "LOOPSAFE":
+        apply(get_settings(), reconcile_pool=True)

@@ -1,0 +1,191 @@
+"""``manage.py loopsafe_check``: the pool, the patch, the backends, and each hasher's cost here.
+
+Each configured hasher hashes a random password a few times on this machine
+(one warm-up, then the median of ``--repeat`` runs), measured in CPU seconds
+with ``time.process_time`` (which counts Argon2's lanes on every thread) and
+turned into a capacity: usable CPUs / CPU seconds per hash.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import statistics
+import time
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth import hashers
+from django.core import checks
+from django.core.management.base import BaseCommand
+from django.utils.module_loading import import_string
+from django.utils.version import get_complete_version, get_version
+
+from loopsafe._default import default_pool
+from loopsafe._pool import usable_cpus
+from loopsafe.django import _patch, conf
+from loopsafe.django.checks import TAG, hasher_memory
+
+if TYPE_CHECKING:
+    from argparse import ArgumentParser
+
+_DJANGO_VERSION = get_complete_version()
+
+__all__ = ["Command"]
+
+_PARAMETERS = (
+    "iterations",
+    "rounds",
+    "time_cost",
+    "memory_cost",
+    "parallelism",
+    "work_factor",
+    "block_size",
+)
+
+
+def _describe_backend(path: str) -> str:  # noqa: PLR0911 - one answer per kind of backend
+    from django.contrib.auth.backends import ModelBackend as DjangoModelBackend  # noqa: PLC0415
+
+    from loopsafe.django.backends import ModelBackend  # noqa: PLC0415
+
+    try:
+        backend = import_string(path)
+    except ImportError as exc:
+        return f"cannot import: {exc}"
+    if not isinstance(backend, type):
+        return "not a class"
+    if issubclass(backend, ModelBackend):
+        return "loopsafe: hashes on the pool"
+    if not issubclass(backend, DjangoModelBackend):
+        return "custom backend: not inspected"
+    if _patch.patched():
+        return "Django's, patched by PATCH_AUTH"
+    if _DJANGO_VERSION < (5, 0):
+        return "Django 4.2: no aauthenticate"
+    return "Django's: hashes on the event loop" + (
+        " when rehashing" if _DJANGO_VERSION >= (6, 0) else ""
+    )
+
+
+def _measure(hasher: Any, repeat: int) -> tuple[float, float]:  # noqa: ANN401 - a Django hasher
+    """Return the median (CPU seconds, wall seconds) of one hash, after one warm-up."""
+    password = secrets.token_urlsafe(12)
+    hashers.make_password(password, None, hasher)
+    cpu, wall = [], []
+    for _ in range(repeat):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        hashers.make_password(password, None, hasher)
+        cpu.append(time.process_time() - cpu0)
+        wall.append(time.perf_counter() - wall0)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+class Command(BaseCommand):
+    """Print loopsafe's view of this project and the measured cost of each hasher."""
+
+    help = (
+        "Show loopsafe's pool, PATCH_AUTH, authentication backends and password hashers, "
+        "with each hasher's measured cost on this machine."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        """Add ``--repeat`` and ``--no-measure``."""
+        parser.add_argument(
+            "--repeat",
+            type=int,
+            default=3,
+            help="timed hashes per hasher, after one warm-up (default 3; median reported)",
+        )
+        parser.add_argument(
+            "--no-measure",
+            action="store_true",
+            help="list the hashers without hashing anything",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:  # noqa: ARG002, ANN401 - Django's signature
+        """Print the report."""
+        repeat = max(1, int(options["repeat"]))
+        write = self.stdout.write
+        cpus = usable_cpus()
+        try:
+            version = metadata.version("loopsafe")
+        except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+            version = "unknown"
+        write(
+            f"loopsafe {version} · Django {get_version()} · "
+            f"Python {platform.python_version()} · {cpus} usable CPUs"
+        )
+        config = conf.get_settings()
+        stats = default_pool().statistics()
+        wait = "none" if config.max_queue_wait is None else f"{config.max_queue_wait:g}s"
+        write(
+            f"pool        max_workers={stats.max_workers} max_queue_wait={wait} "
+            f"max_pending={config.max_pending}"
+        )
+        write(
+            f"            threads={stats.threads} running={stats.running} queued={stats.queued} "
+            f"admitted={stats.admitted} completed={stats.completed} rejected={stats.rejected}"
+        )
+        patched = _patch.patched()
+        if patched:
+            write(f"PATCH_AUTH  on: {', '.join(patched)}")
+        else:
+            state = "on, but Django 4.2 has nothing to patch" if config.patch_auth else "off"
+            write(f"PATCH_AUTH  {state}")
+        write("backends")
+        for path in settings.AUTHENTICATION_BACKENDS:
+            write(f"  {path}  [{_describe_backend(path)}]")
+        self._hashers(cpus, repeat, measure=not options["no_measure"])
+        self._checks()
+
+    def _hashers(self, cpus: int, repeat: int, *, measure: bool) -> None:
+        write = self.stdout.write
+        if measure:
+            write(
+                f"hashers     preferred first; CPU seconds per hash, median of {repeat} "
+                "after one warm-up; capacity = usable CPUs / CPU seconds"
+            )
+        else:
+            write("hashers     preferred first (not measured)")
+        for path in settings.PASSWORD_HASHERS:
+            try:
+                hasher = import_string(path)()
+            except ImportError as exc:
+                write(self.style.WARNING(f"  {path}: cannot import: {exc}"))
+                continue
+            params = " ".join(
+                f"{name}={getattr(hasher, name)}"
+                for name in _PARAMETERS
+                if isinstance(getattr(hasher, name, None), int)
+            )
+            memory = hasher_memory(hasher)
+            if memory:
+                params += f" ({memory / 1024 / 1024:.0f} MiB per hash)"
+            line = f"  {hasher.algorithm:<14} {path.rsplit('.', 1)[-1]:<28} {params}"
+            if measure:
+                try:
+                    cpu, wall = _measure(hasher, repeat)
+                except ValueError as exc:  # Django: the algorithm's library is missing
+                    line += self.style.WARNING(f"  unavailable: {exc}")
+                else:
+                    capacity = cpus / cpu if cpu > 0 else float("inf")
+                    line += (
+                        f"  cpu {cpu * 1000:.1f} ms, wall {wall * 1000:.1f} ms, "
+                        f"capacity {capacity:.1f} hashes/s"
+                    )
+            write(line)
+
+    def _checks(self) -> None:
+        messages = checks.run_checks(tags=[TAG], include_deployment_checks=False)
+        messages = [m for m in messages if not m.is_silenced()]
+        if not messages:
+            write_line = f"checks      no issues (manage.py check --tag {TAG})"
+            self.stdout.write(write_line)
+            return
+        self.stdout.write(f"checks      {len(messages)} issue(s) (manage.py check --tag {TAG}):")
+        for message in messages:
+            self.stdout.write(self.style.WARNING(f"  {message.id}: {message.msg}"))
+            if message.hint:
+                self.stdout.write(f"      hint: {message.hint}")

@@ -1,0 +1,107 @@
+"""`OverloadMiddleware`: answer `loopsafe.Overloaded` with HTTP 503 and ``Retry-After``.
+
+Add it to ``MIDDLEWARE`` (anywhere; first is a good place)::
+
+    MIDDLEWARE = ["loopsafe.django.middleware.OverloadMiddleware", ...]
+
+When the hashing pool refuses a login (its queue would wait longer than
+``LOOPSAFE["MAX_QUEUE_WAIT"]``), the view's ``aauthenticate`` raises
+`loopsafe.Overloaded`. Without this middleware Django answers 500 and logs an
+error; with it the client gets 503 with a ``Retry-After`` header at once, and
+the overload is logged once at WARNING on the ``loopsafe.django`` logger
+(counts and seconds only). Works under ASGI and WSGI.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpResponse
+
+from loopsafe.exceptions import Overloaded
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from django.http import HttpRequest
+    from django.http.response import HttpResponseBase
+
+__all__ = ["OverloadMiddleware"]
+
+_log = logging.getLogger("loopsafe.django")
+
+
+class OverloadMiddleware:
+    """Turn `loopsafe.Overloaded` from a view (or inner middleware) into HTTP 503.
+
+    Django converts a view's exception into a response before outer
+    middleware sees it, so the work is done in ``process_exception``; the
+    ``__call__`` wrapper also catches an `Overloaded` that reaches it
+    directly (with ``DEBUG_PROPAGATE_EXCEPTIONS``, or outside Django's
+    handler). Override `overloaded_response` to change the answer.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]],
+    ) -> None:
+        """Wrap ``get_response``, in async mode when it is a coroutine function."""
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        """Pass the request on; answer 503 if `Overloaded` comes back up."""
+        if self.async_mode:
+            return self.__acall__(request)
+        try:
+            response = self.get_response(request)
+        except Overloaded as exc:
+            return self.overloaded_response(request, exc)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        """Async twin of `__call__`."""
+        try:
+            response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc] # async mode: get_response is async
+        except Overloaded as exc:
+            return self.overloaded_response(request, exc)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Answer a view's `Overloaded` with 503; leave every other exception to Django."""
+        if isinstance(exception, Overloaded):
+            return self.overloaded_response(request, exception)
+        return None
+
+    def overloaded_response(self, request: HttpRequest, exc: Overloaded) -> HttpResponse:
+        """Return the 503 response: plain text, ``Retry-After`` in whole seconds (at least 1).
+
+        Args:
+            request: The request that was refused.
+            exc: The refusal, with ``retry_after``, ``estimated_wait`` and ``queued``.
+        """
+        retry_after = max(1, math.ceil(exc.retry_after))
+        _log.warning(
+            "password hashing overloaded: answered 503 to %s %s (%d queued, estimated "
+            "wait %.2fs, Retry-After %ds)",
+            request.method,
+            request.path,
+            exc.queued,
+            exc.estimated_wait,
+            retry_after,
+        )
+        response = HttpResponse(
+            "The server is busy checking passwords; please retry shortly.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(retry_after)
+        return response

@@ -1,0 +1,202 @@
+"""Starlette and FastAPI: a 503 for `Overloaded`, a lifespan that owns the pool, a dependency.
+
+Three pieces, each usable alone (a FastAPI app is a Starlette app, so nothing
+here imports FastAPI)::
+
+    from fastapi import Depends, FastAPI
+    from loopsafe import PasswordHash
+    from loopsafe.starlette import EXCEPTION_HANDLERS, get_password_hash, lifespan
+
+    app = FastAPI(lifespan=lifespan(), exception_handlers=EXCEPTION_HANDLERS)
+
+    @app.post("/login")
+    async def login(..., ph: PasswordHash = Depends(get_password_hash)):
+        ok, new_hash = await ph.averify_and_update(password, user.hash)
+
+- `lifespan` configures loopsafe's default pool when the app starts, keeps a
+  `PasswordHash` on ``app.state.password_hash``, runs the app's own lifespan
+  inside, and closes the pool (waiting for hashes in flight) at shutdown.
+- `overloaded_handler` answers `Overloaded` with HTTP 503, a ``Retry-After``
+  header and a small JSON body; `pool_closed_handler` answers `PoolClosed`
+  (a request caught by shutdown) with 503. `EXCEPTION_HANDLERS` maps both.
+- `get_password_hash` is an async dependency returning the app's `PasswordHash`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+try:
+    from starlette.requests import Request  # noqa: TC002 - FastAPI reads annotations at runtime
+    from starlette.responses import JSONResponse, Response
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides starlette
+    raise ImportError(
+        "loopsafe.starlette needs Starlette (FastAPI includes it): "
+        "pip install 'loopsafe[starlette]'"
+    ) from exc
+
+from loopsafe._api import PasswordHash
+from loopsafe._default import configure
+from loopsafe._lag import LoopLagMonitor
+from loopsafe.exceptions import Overloaded, PoolClosed
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from concurrent.futures import Executor
+    from contextlib import AbstractAsyncContextManager
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "STATE_LAG",
+    "STATE_PASSWORD_HASH",
+    "STATE_POOL",
+    "get_password_hash",
+    "lifespan",
+    "overloaded_handler",
+    "pool_closed_handler",
+    "retry_after_seconds",
+]
+
+#: ``app.state`` attribute holding the app's `PasswordHash`.
+STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - an attribute name
+#: ``app.state`` attribute holding the `HashPool` the lifespan configured.
+STATE_POOL: Final = "loopsafe_pool"
+#: ``app.state`` attribute holding the running `LoopLagMonitor` (``monitor_lag=True``).
+STATE_LAG: Final = "loopsafe_lag"
+
+
+def retry_after_seconds(retry_after: float) -> int:
+    """Return a ``Retry-After`` value: whole seconds, rounded up, at least 1."""
+    if not math.isfinite(retry_after):
+        return 1
+    return max(1, math.ceil(retry_after))
+
+
+async def overloaded_handler(_request: Request, exc: Exception) -> Response:
+    """Answer `Overloaded` with 503, ``Retry-After`` and ``{"detail", "retry_after"}``.
+
+    Async on purpose: Starlette runs a synchronous handler on a thread.
+    Register it for `Overloaded` (see `EXCEPTION_HANDLERS`).
+    """
+    if not isinstance(exc, Overloaded):
+        raise exc
+    seconds = retry_after_seconds(exc.retry_after)
+    return JSONResponse(
+        {"detail": "Password hashing is busy; retry later.", "retry_after": seconds},
+        status_code=503,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
+    """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
+    if not isinstance(exc, PoolClosed):
+        raise exc
+    return JSONResponse({"detail": "The server is shutting down."}, status_code=503)
+
+
+#: ``exception_handlers=`` for ``Starlette(...)`` or ``FastAPI(...)``: `Overloaded`
+#: and `PoolClosed` become 503. ``app.add_exception_handler(Overloaded,
+#: overloaded_handler)`` does the same on an existing app.
+EXCEPTION_HANDLERS: Final[Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]]] = {
+    Overloaded: overloaded_handler,
+    PoolClosed: pool_closed_handler,
+}
+
+
+async def get_password_hash(request: Request) -> PasswordHash:
+    """Return the app's `PasswordHash` (a FastAPI dependency: ``Depends(get_password_hash)``).
+
+    Async so that FastAPI calls it on the loop rather than on a thread.
+
+    Raises:
+        RuntimeError: If the app has none: use `lifespan`, or set
+            ``app.state.password_hash`` yourself.
+        TypeError: If ``app.state.password_hash`` is something else.
+    """
+    password_hash = getattr(request.app.state, STATE_PASSWORD_HASH, None)
+    if password_hash is None:
+        raise RuntimeError(
+            "this app has no loopsafe PasswordHash on app.state.password_hash: "
+            "pass lifespan=loopsafe.starlette.lifespan(...) to the app"
+        )
+    if not isinstance(password_hash, PasswordHash):
+        raise TypeError(
+            f"app.state.password_hash is a {type(password_hash).__name__}, "
+            "not a loopsafe PasswordHash"
+        )
+    return password_hash
+
+
+def lifespan(
+    app_lifespan: Callable[[Any], Any] | None = None,
+    *,
+    password_hash: PasswordHash | None = None,
+    max_workers: int | None = None,
+    max_queue_wait: float | None = 1.0,
+    max_pending: int = 1024,
+    executor: Executor | None = None,
+    monitor_lag: bool = False,
+) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
+    """Return a lifespan that owns loopsafe's pool for the app's life, around the app's own.
+
+    At startup it replaces the default pool (`loopsafe.configure`) with one
+    built from these settings, stores the `PasswordHash` on
+    ``app.state.password_hash`` and the pool on ``app.state.loopsafe_pool``,
+    optionally starts a `LoopLagMonitor` on ``app.state.loopsafe_lag``, and then
+    enters ``app_lifespan`` (whose state, if it yields one, passes through
+    unchanged). At shutdown, after ``app_lifespan`` has exited, it stops the
+    monitor and closes the pool, waiting for the hashes already running.
+
+    Args:
+        app_lifespan: The app's own lifespan: ``app -> async context manager``,
+            or an async generator function (wrapped with `asynccontextmanager`).
+            The pool is usable inside it, at startup and at shutdown.
+        password_hash: The app's hasher; default `PasswordHash.recommended()`.
+            One built with its own ``pool=`` keeps using (and owning) that pool.
+        max_workers: See `HashPool`.
+        max_queue_wait: See `HashPool`.
+        max_pending: See `HashPool`.
+        executor: See `HashPool`.
+        monitor_lag: Measure the loop's lag for the app's life (for
+            `loopsafe.prometheus`), with a bounded window of samples.
+
+    Returns:
+        A callable for ``Starlette(lifespan=...)`` or ``FastAPI(lifespan=...)``.
+    """
+    inner: Callable[[Any], Any] | None = app_lifespan
+    if inner is not None and inspect.isasyncgenfunction(inner):
+        inner = asynccontextmanager(inner)
+
+    @asynccontextmanager
+    async def run(app: Any) -> AsyncIterator[Any]:  # noqa: ANN401 - any Starlette subclass
+        pool = configure(
+            max_workers,
+            max_queue_wait=max_queue_wait,
+            max_pending=max_pending,
+            executor=executor,
+        )
+        try:
+            hasher = password_hash if password_hash is not None else PasswordHash.recommended()
+            setattr(app.state, STATE_POOL, pool)
+            setattr(app.state, STATE_PASSWORD_HASH, hasher)
+            monitor = LoopLagMonitor(keep_all=False) if monitor_lag else None
+            if monitor is not None:
+                await monitor.start()
+                setattr(app.state, STATE_LAG, monitor)
+            try:
+                if inner is None:
+                    yield None
+                else:
+                    async with inner(app) as state:
+                        yield state
+            finally:
+                if monitor is not None:
+                    await monitor.stop()
+        finally:
+            await pool.aclose()
+
+    return run

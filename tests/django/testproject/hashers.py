@@ -1,0 +1,27 @@
+"""A PBKDF2-SHA256 hasher at test cost, and the helpers that make outdated hashes of it."""
+
+from __future__ import annotations
+
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+#: Iterations of the configured (preferred) hasher.
+ITERATIONS = 100_000
+#: Iterations of an "old" hash that must be upgraded at the next login.
+OLD_ITERATIONS = 20_000
+
+
+class TestPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """Django's PBKDF2-SHA256 (same algorithm name) at ``ITERATIONS``."""
+
+    iterations = ITERATIONS
+
+
+def old_hash(password: str) -> str:
+    """Return a pbkdf2_sha256 hash of ``password`` at ``OLD_ITERATIONS`` (it must be upgraded)."""
+    hasher = TestPBKDF2PasswordHasher()
+    return hasher.encode(password, hasher.salt(), iterations=OLD_ITERATIONS)
+
+
+def iterations_of(encoded: str) -> int:
+    """Return the iteration count stored in a pbkdf2 hash."""
+    return int(encoded.split("$")[1])

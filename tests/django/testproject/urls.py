@@ -1,0 +1,14 @@
+"""URLs of the test project."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from testproject import views
+
+urlpatterns = [
+    path("login/", views.login),
+    path("overloaded/", views.overloaded),
+    path("overloaded-sync/", views.overloaded_sync),
+    path("health/", views.health),
+]
