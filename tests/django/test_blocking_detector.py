@@ -7,10 +7,10 @@ hash is real: PBKDF2-SHA256 at Django 5.2's default 1,000,000 iterations.
 
 from __future__ import annotations
 
+import django
 import pytest
 from django.contrib.auth import hashers as django_hashers
 
-import django
 from loopsafe.django import acheck_password
 from loopsafe.testing import LoopBlocked, assert_loop_responsive
 
