@@ -15,6 +15,7 @@ import pytest
 
 from loopsafe import profiles
 from loopsafe._measure import lower_cost
+from loopsafe._report import reproducing_command
 from loopsafe._storm import poisson_arrivals, queue_budget
 from loopsafe.cli import main
 
@@ -107,6 +108,7 @@ def test_storm_quick_accounts_for_every_call(capsys, tmp_path):
         assert row["wrong"] == row["errors"] == 0
         assert 0 <= row["wasted"] <= row["hashes_run"]
         assert {"goodput", "goodput_per_s", "drain_s", "peak_rss_delta_mib"} <= set(row)
+        assert row["window_s"] >= document["config"]["duration_s"]
         assert set(row["lag_ms"]) >= LAG_KEYS
         assert set(row["latency_ms"]) >= LAG_KEYS
         if row["variant"] == "loopsafe":
@@ -230,3 +232,22 @@ def test_lower_cost_hashes_need_an_update(hasher):
     stored = lower_cost(hasher).hash("pw")
     assert hasher.verify("pw", stored)
     assert hasher.must_update(stored)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        pytest.param(["--users", "5"], "loopsafe bench --users 5", id="kept"),
+        pytest.param(
+            ["--json", "a.json", "--plot", "b.png", "--no-progress", "--repeat", "2"],
+            "loopsafe bench --repeat 2",
+            id="output-options-dropped",
+        ),
+        pytest.param(
+            ["--json=-", "--plot=x.png", "--rehash"], "loopsafe bench --rehash", id="equals"
+        ),
+    ],
+)
+def test_recorded_command_leaves_out_where_output_goes(argv, command):
+    """The JSON's command reproduces the figures without naming local output files."""
+    assert reproducing_command("bench", argv) == command

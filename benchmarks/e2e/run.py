@@ -251,6 +251,20 @@ def _lag_max(phase: dict[str, Any]) -> str:
     return f"{lag['max_ms']:.1f}" if isinstance(lag, dict) else "-"
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """Return this run's command line without ``--json FILE`` (where output goes, not what)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            kept.append(arg)
+    return " ".join(["python", "benchmarks/e2e/run.py", *kept])
+
+
 def show(results: list[dict[str, object]]) -> None:
     """Print one line per case (all times in ms but the burst's length)."""
     head = (
@@ -336,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "schema": SCHEMA,
             "kind": "e2e",
-            "command": " ".join(["python", "benchmarks/e2e/run.py", *(argv or sys.argv[1:])]),
+            "command": reproducing_command(argv or sys.argv[1:]),
             "machine": {
                 "usable_cpus": usable_cpus(),
                 "python": platform.python_version(),

@@ -43,6 +43,7 @@ __all__ = [
     "bench_table",
     "calibrate_document",
     "calibrate_table",
+    "reproducing_command",
     "storm_document",
     "storm_plot",
     "storm_table",
@@ -65,11 +66,35 @@ _VARIANT_COLOURS: Final = {
 # -- JSON -------------------------------------------------------------------------
 
 
+#: Options that only say where the output goes: left out of the recorded command.
+_OUTPUT_OPTIONS: Final = {"--json": True, "--plot": True, "--no-progress": False}
+
+
+def reproducing_command(kind: str, argv: Sequence[str]) -> str:
+    """Return the command that reproduces a run's figures: its argv without output options.
+
+    ``--json FILE``, ``--plot FILE`` and ``--no-progress`` change where the
+    figures go, not what they are (and a file name may be a local path).
+    """
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _OUTPUT_OPTIONS:
+            skip = _OUTPUT_OPTIONS[name] and "=" not in arg
+            continue
+        kept.append(arg)
+    return " ".join(["loopsafe", kind, *kept])
+
+
 def _header(kind: str, argv: Sequence[str], machine: dict[str, object]) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "kind": kind,
-        "command": " ".join(["loopsafe", kind, *argv]),
+        "command": reproducing_command(kind, argv),
         "machine": machine,
     }
 

@@ -161,7 +161,9 @@ class StormCell:
         timed_out: Calls whose client gave up.
         errors: Calls that failed otherwise.
         latencies: Seconds each correct answer took.
-        goodput_per_s: ``correct / duration``.
+        window_s: Seconds from the storm's start to the last correct answer,
+            and at least the storm's duration: the time the pool was working.
+        goodput_per_s: ``correct / window_s``.
         goodput: ``goodput_per_s`` / capacity.
         hashes_run: Hashes that ran to the end (counted in the worker).
         wasted: Of those, the ones whose client had already given up.
@@ -184,6 +186,7 @@ class StormCell:
     timed_out: int
     errors: int
     latencies: tuple[float, ...] = field(repr=False)
+    window_s: float
     goodput_per_s: float
     goodput: float
     hashes_run: int
@@ -207,6 +210,7 @@ class StormCell:
             "rejected": self.rejected,
             "timed_out": self.timed_out,
             "errors": self.errors,
+            "window_s": round(self.window_s, 3),
             "goodput_per_s": round(self.goodput_per_s, 3),
             "goodput": round(self.goodput, 3),
             "latency_ms": {
@@ -297,6 +301,20 @@ class _Ledger:
 class _Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    last_answer: float = 0.0
+
+
+@dataclass
+class _Outcome:
+    """What one storm cell's event loop saw, handed back out of ``asyncio.run``."""
+
+    tally: _Tally
+    ledger: _Ledger
+    pool_abandoned: int | None
+    start: float
+    clients_done: float
+    cpu_share: float
+    lag: LoopLagMonitor
 
 
 def _submitter(
@@ -352,7 +370,9 @@ class _Clients:
         else:
             outcomes["correct" if ok else "wrong"] += 1
             if ok:
-                self.tally.latencies.append(time.perf_counter() - start)
+                answered = time.perf_counter()
+                self.tally.latencies.append(answered - start)
+                self.tally.last_answer = max(self.tally.last_answer, answered)
 
 
 async def _storm(
@@ -364,7 +384,7 @@ async def _storm(
     timeout: float,
     max_workers: int,
     max_queue_wait: float,
-) -> tuple[_Tally, _Ledger, int | None, float, float, LoopLagMonitor]:
+) -> _Outcome:
     ledger = _Ledger()
 
     def work(caller: _Caller, password: str, encoded: str) -> bool:
@@ -396,7 +416,7 @@ async def _storm(
         if pool is not None:
             await pool.aclose()  # waits for hashes still running
             abandoned = pool.statistics().abandoned
-    return clients.tally, ledger, abandoned, clients_done, cpu_share, lag
+    return _Outcome(clients.tally, ledger, abandoned, start, clients_done, cpu_share, lag)
 
 
 def run_cell(
@@ -413,7 +433,7 @@ def run_cell(
 ) -> StormCell:
     """Run one variant under one arrival schedule, in a fresh event loop."""
     with PeakRSS() as rss:
-        tally, ledger, abandoned, clients_done, cpu_share, lag = asyncio.run(
+        seen = asyncio.run(
             _storm(
                 variant,
                 hashers,
@@ -425,8 +445,11 @@ def run_cell(
             )
         )
     # asyncio.run has shut the default executor down, so every hash has ended.
-    outcomes = tally.outcomes
-    goodput_per_s = outcomes["correct"] / config.duration
+    outcomes, ledger = seen.tally.outcomes, seen.ledger
+    # Answers to calls admitted near the end arrive after the arrivals stop:
+    # count them over the time it took to give them, not over the duration.
+    window = max(config.duration, seen.tally.last_answer - seen.start)
+    goodput_per_s = outcomes["correct"] / window
     return StormCell(
         variant=variant,
         load=load,
@@ -436,17 +459,18 @@ def run_cell(
         rejected=outcomes["rejected"],
         timed_out=outcomes["timed_out"],
         errors=outcomes["errors"],
-        latencies=tuple(tally.latencies),
+        latencies=tuple(seen.tally.latencies),
+        window_s=window,
         goodput_per_s=goodput_per_s,
         goodput=goodput_per_s / capacity,
         hashes_run=ledger.ran,
         wasted=ledger.wasted,
-        pool_abandoned=abandoned,
-        drain_s=max(0.0, ledger.last_end - clients_done),
-        lag=lag.snapshot(),
+        pool_abandoned=seen.pool_abandoned,
+        drain_s=max(0.0, ledger.last_end - seen.clients_done),
+        lag=seen.lag.snapshot(),
         peak_rss_delta_mib=rss.delta_mib,
-        cpu_share=cpu_share,
-        lag_samples=tuple(lag.samples()),
+        cpu_share=seen.cpu_share,
+        lag_samples=tuple(seen.lag.samples()),
     )
 
 
