@@ -42,6 +42,7 @@ def test_bench_quick_writes_documented_json_and_plot(capsys, tmp_path):
     document = run_json(capsys, tmp_path, "bench", "--quick", "--plot", str(plot))
     assert document["kind"] == "bench"
     assert document["config"]["profile"] == "cheap"
+    assert document["config"]["nice"] == 10  # HashPool's default, recorded
     assert {h["algorithm"] for h in document["hashers"]} <= {
         "pbkdf2_sha256",
         "pbkdf2_sha1",
@@ -95,8 +96,11 @@ def test_bench_repeat_alternates_variant_order(capsys, tmp_path):
 
 def test_storm_quick_accounts_for_every_call(capsys, tmp_path):
     """storm --quick: every offered call is answered, refused, timed out or failed, once."""
-    document = run_json(capsys, tmp_path, "storm", "--quick", "--load", "3", "--duration", "1")
+    document = run_json(
+        capsys, tmp_path, "storm", "--quick", "--load", "3", "--duration", "1", "--nice", "0"
+    )
     assert document["kind"] == "storm"
+    assert document["config"]["nice"] == 0
     assert {"max_queue_wait_s", "timeout_s", "duration_s", "loads", "queue_rule"} <= set(
         document["config"]
     )

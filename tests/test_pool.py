@@ -126,6 +126,49 @@ class TestRun:
         pool.close()
 
 
+def _nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def _nice_of_this_thread_and_a_child() -> tuple[int, int]:
+    """The worker's nice value, and that of a thread it starts (as argon2 starts its lanes)."""
+    seen: list[int] = []
+    child = threading.Thread(target=lambda: seen.append(_nice_of_this_thread()))
+    child.start()
+    child.join()
+    return _nice_of_this_thread(), seen[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+class TestWorkerPriority:
+    """Workers yield the CPU to the event loop: their nice value is raised."""
+
+    async def test_workers_and_their_threads_are_niced(self):
+        """By default the worker and any thread it starts run at nice +10 (capped at 19)."""
+        base = _nice_of_this_thread()
+        pool = HashPool(1)
+        assert pool.nice == 10
+        assert await pool.run(_nice_of_this_thread_and_a_child) == (min(19, base + 10),) * 2
+        assert _nice_of_this_thread() == base  # the loop's thread is untouched
+        pool.close()
+
+    async def test_nice_zero_leaves_priority_alone(self):
+        """``nice=0`` keeps the workers at the process's own priority."""
+        pool = HashPool(1, nice=0)
+        assert await pool.run(_nice_of_this_thread) == _nice_of_this_thread()
+        pool.close()
+
+    async def test_nice_is_validated_and_shown(self):
+        """Out-of-range or non-int values are refused; repr shows the setting."""
+        with pytest.raises(ValueError, match="between 0 and 19"):
+            HashPool(1, nice=20)
+        with pytest.raises(ValueError, match="between 0 and 19"):
+            HashPool(1, nice=-1)
+        with pytest.raises(TypeError):
+            HashPool(1, nice=True)
+        assert "nice=3" in repr(HashPool(1, nice=3, name="shown"))
+
+
 class TestLoopStaysFree:
     """The point of the library: the loop keeps ticking while hashes run."""
 
@@ -478,6 +521,24 @@ class TestListeners:
         remove()
         await pool.run(int)
         assert len(events) == 7
+        pool.close()
+
+    async def test_a_call_is_in_the_metrics_when_its_caller_has_the_result(self):
+        """Listeners hear of a call before its caller is answered (no race with a scrape)."""
+        pool = HashPool(2)
+        events: list[str] = []
+
+        def slow_exporter(event: str, seconds: float) -> None:
+            time.sleep(0.002)  # an exporter taking its time must still be done first
+            events.append(event)
+
+        pool.add_listener(slow_exporter)
+        for done in range(1, 21):
+            await pool.run(int)
+            assert events.count("completed") == done
+        with pytest.raises(ZeroDivisionError):
+            await pool.run(divmod, 1, 0)
+        assert events[-1] == "failed"
         pool.close()
 
     async def test_a_broken_listener_does_not_break_calls(self, caplog):

@@ -131,6 +131,9 @@ class TestCollector:
 
     async def test_default_pool_is_followed_and_counters_never_drop(self):
         """After configure() replaces the default pool, counters carry on from the old one."""
+        # A fresh default pool: calls other tests left running on the shared one
+        # would otherwise finish in the middle of this test and be counted.
+        loopsafe.configure()
         registry = CollectorRegistry()
         register(registry=registry)
         await loopsafe.default_pool().run(int)

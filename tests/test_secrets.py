@@ -7,9 +7,10 @@ in its ``str``, ``repr``, exception ``args``, exception chain or
 ``traceback.format_exception`` text. Every log record emitted at DEBUG or
 above, by any logger, is checked the same way.
 
-Tracebacks quote source lines, not local variables: a traceback printer that
-shows locals (rich's ``show_locals``, Sentry) will see the password in the
-frames of the call that was hashing it, like in any other library.
+Tracebacks quote source lines, not local variables. Error reporters that do
+capture frame locals (Sentry, rich's ``show_locals``) scrub variables named
+``password``; `test_loopsafe_frames_hold_the_password_only_as_password` checks
+that no loopsafe frame in a traceback holds it under any other name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import functools
 import json
 import logging
+import pathlib
 import pickle
 import secrets
 import textwrap
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import loopsafe
 from _support import cheap_hashers, facade_for, iter_exception_chain, report, run_child
 from loopsafe import (
     HashPool,
@@ -323,6 +326,74 @@ def test_asyncio_debug_mode_never_shows_the_password(leaks):
         await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(main(), debug=True)
+
+
+LOOPSAFE_SOURCE = pathlib.Path(loopsafe.__file__).parent
+
+
+def _loopsafe_frame_leaks(exc: BaseException) -> list[str]:
+    """Locals of loopsafe frames in ``exc``'s traceback chain that show the marker.
+
+    Variables named ``password`` are what error reporters scrub by name; any
+    other name (``args``, ``call``, a closure) would be sent as it is.
+    """
+    found = []
+    for linked in iter_exception_chain(exc):
+        tb = linked.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if pathlib.Path(frame.f_code.co_filename).is_relative_to(LOOPSAFE_SOURCE):
+                for name, value in frame.f_locals.items():
+                    if name != "password" and MARKER in repr(value):
+                        found.append(f"{frame.f_code.co_qualname}: {name} = {value!r}"[:200])
+            tb = tb.tb_next
+    return found
+
+
+async def test_loopsafe_frames_hold_the_password_only_as_password():
+    """Overloaded, a deadline and a failing hash: no loopsafe frame keeps it under another name."""
+    import anyio
+
+    pool = HashPool(1, max_pending=1, max_queue_wait=None, name="secrets-frames")
+    ph = facade_for(cheap_hashers()[0].algorithm, pool=pool)
+    stored = ph.hash(MARKER)
+    release = threading.Event()
+    caught: list[BaseException] = []
+
+    def failing(secret: str) -> None:
+        raise RuntimeError("the hash failed")  # its frame names the password `secret`
+
+    async def catch(make: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await make()
+        except Exception as exc:  # noqa: BLE001 - each is inspected
+            caught.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run, release.wait, 30)  # occupies the only worker
+        with anyio.fail_after(10):
+            while pool.statistics().running < 1:
+                await anyio.sleep(0.01)
+        await catch(lambda: pool.run(ph.verify, MARKER, stored, timeout=0.05))  # expires queued
+        await catch(lambda: ph.averify(MARKER, stored, timeout=0.05))
+        async with anyio.create_task_group() as queued:
+            queued.start_soon(functools.partial(pool.run, ph.verify, MARKER, stored))
+            with anyio.fail_after(10):
+                while pool.statistics().queued < 1:
+                    await anyio.sleep(0.01)
+            await catch(lambda: pool.run(ph.verify, MARKER, stored))  # Overloaded
+            queued.cancel_scope.cancel()
+        release.set()
+    await catch(lambda: pool.run(failing, MARKER))  # raised in the worker, re-raised here
+    pool.close()
+    assert [type(exc).__name__ for exc in caught] == [
+        "TimeoutError",
+        "TimeoutError",
+        "Overloaded",
+        "RuntimeError",
+    ]
+    leaked = [leak for exc in caught for leak in _loopsafe_frame_leaks(exc)]
+    assert not leaked, "\n".join(leaked)
 
 
 # -- the Django functions, in a child so settings stay out of this process ------------

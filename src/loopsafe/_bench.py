@@ -43,7 +43,7 @@ from loopsafe._api import PasswordHash
 from loopsafe._hashers import verify_password
 from loopsafe._lag import LagSnapshot, LoopLagMonitor
 from loopsafe._measure import PeakRSS, bench_extra, cpu_seconds, lower_cost, machine_info
-from loopsafe._pool import HashPool, usable_cpus
+from loopsafe._pool import DEFAULT_NICE, HashPool, usable_cpus
 from loopsafe.exceptions import HasherNotAvailable
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class BenchConfig:
             turn (verifying costs the same whatever the salt, and making 100
             real hashes per hasher would take longer than the benchmark).
         max_workers: loopsafe's pool size (default: usable cores).
+        nice: loopsafe's worker priority drop (`HashPool`'s ``nice``).
     """
 
     profile: profiles.Profile = profiles.DEFAULT
@@ -95,6 +96,7 @@ class BenchConfig:
     variants: tuple[str, ...] = VARIANTS
     distinct_hashes: int = 4
     max_workers: int | None = None
+    nice: int = DEFAULT_NICE
 
     def __post_init__(self) -> None:
         """Check the bounds and names."""
@@ -115,6 +117,7 @@ class BenchConfig:
             "variants": list(self.variants),
             "distinct_hashes": self.distinct_hashes,
             "max_workers": self.max_workers or usable_cpus(),
+            "nice": self.nice,
         }
 
 
@@ -425,13 +428,18 @@ async def _burst(
     max_workers: int,
     *,
     rehash: bool,
+    nice: int = DEFAULT_NICE,
 ) -> tuple[list[tuple[bool, bool]], float, float, LoopLagMonitor]:
     pool = None
     if variant == "loopsafe":
         # A burst, not an overload test: every call must be answered, as in the
         # other variants, so admission is off (no wait budget, room for all).
         pool = HashPool(
-            max_workers, max_queue_wait=None, max_pending=len(accounts), name="loopsafe-bench"
+            max_workers,
+            max_queue_wait=None,
+            max_pending=len(accounts),
+            nice=nice,
+            name="loopsafe-bench",
         )
     login = _login_function(variant, facade, pool, rehash=rehash)
     try:
@@ -467,12 +475,13 @@ def run_cell(
     repetition: int = 0,
     position: int = 0,
     max_workers: int | None = None,
+    nice: int = DEFAULT_NICE,
 ) -> BenchCell:
     """Run one burst in a fresh event loop and measure it."""
     workers = max_workers or usable_cpus()
     with PeakRSS() as rss:
         outcomes, wall, cpu, lag = asyncio.run(
-            _burst(variant, facade, accounts, workers, rehash=rehash)
+            _burst(variant, facade, accounts, workers, rehash=rehash, nice=nice)
         )
     throughput = len(accounts) / wall if wall > 0 else float("inf")
     return BenchCell(
@@ -551,6 +560,7 @@ def run_bench(config: BenchConfig, observer: BenchObserver | None = None) -> Ben
                     repetition=repetition,
                     position=position,
                     max_workers=config.max_workers,
+                    nice=config.nice,
                 )
                 result.cells.append(cell)
                 watch.cell_finished(cell)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from loopsafe._pool import HashPool
+from loopsafe._pool import DEFAULT_NICE, HashPool
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -44,6 +44,7 @@ def configure(
     max_queue_wait: float | None = 1.0,
     max_pending: int = 1024,
     executor: Executor | None = None,
+    nice: int = DEFAULT_NICE,
 ) -> HashPool:
     """Replace the default pool with one built from these settings and return it.
 
@@ -55,6 +56,7 @@ def configure(
         max_queue_wait: See `HashPool`.
         max_pending: See `HashPool`.
         executor: See `HashPool`.
+        nice: See `HashPool`.
 
     Returns:
         The new default pool.
@@ -65,6 +67,7 @@ def configure(
         max_queue_wait=max_queue_wait,
         max_pending=max_pending,
         executor=executor,
+        nice=nice,
         name="loopsafe-default",
     )
     with _lock:

@@ -118,6 +118,7 @@ class LoopLagMonitor:
         self._max = 0.0
         self._count = 0
         self._started_at: float | None = None
+        self._tick_since: float | None = None  # when the pending sleep began
         self._stop: Any = None
         self._exit: Any = None
 
@@ -178,15 +179,17 @@ class LoopLagMonitor:
         interval = self.interval
         self._started_at = clock()
         while True:
-            before = clock()
+            before = self._tick_since = clock()
             await sleep(interval)
             after = clock()
+            self._tick_since = None
             self._record(after, after - before - interval)
 
     async def start(self) -> None:
         """Start ticking in the background until `stop` (or the context manager exits)."""
         if self._stop is not None:
             raise RuntimeError("this LoopLagMonitor is already running")
+        self._started_at = None
         if current_library() == "trio":
             import trio  # noqa: PLC0415
 
@@ -199,14 +202,30 @@ class LoopLagMonitor:
             task = asyncio.get_running_loop().create_task(self.run())
             self._stop = task.cancel
             self._exit = task
-        # Let the ticker take its first timestamp before the watched code runs.
-        await (asyncio.sleep(0) if current_library() == "asyncio" else _trio_checkpoint())
+        # Let the ticker take its first timestamp before the watched code runs
+        # (trio may run other tasks first: yield until it has).
+        for _ in range(100):
+            await (asyncio.sleep(0) if current_library() == "asyncio" else _trio_checkpoint())
+            if self._ticking():
+                break
+
+    def _ticking(self) -> bool:
+        """Whether the ticker has taken its first timestamp (set by another task)."""
+        return self._started_at is not None
 
     async def stop(self) -> None:
         """Stop ticking and wait for the ticker to end."""
         if self._stop is None:
             return
         stop, exit_, self._stop, self._exit = self._stop, self._exit, None, None
+        # A stall that ends with the watched code is still in the pending tick:
+        # the ticker would only record it on its next wake-up, which never comes.
+        since = self._tick_since
+        if since is not None:
+            now = time.perf_counter()
+            if now - since > self.interval:
+                self._record(now, now - since - self.interval)
+            self._tick_since = None
         stop()
         if isinstance(exit_, asyncio.Task):
             try:

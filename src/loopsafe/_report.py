@@ -134,6 +134,7 @@ def storm_document(result: StormResult, argv: Sequence[str]) -> dict[str, Any]:
         "seed": config.seed,
         "max_workers": result.max_workers,
         "max_queue_wait_s": result.max_queue_wait,
+        "nice": config.nice,
         "queue_rule": "max(timeout - 2 * service_s, timeout / 4)"
         if config.max_queue_wait is None
         else "given",

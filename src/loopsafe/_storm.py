@@ -39,7 +39,7 @@ from loopsafe._bench import make_accounts, settle
 from loopsafe._hashers import verify_password
 from loopsafe._lag import LagSnapshot, LoopLagMonitor, percentile
 from loopsafe._measure import PeakRSS, bench_extra, cpu_seconds, machine_info
-from loopsafe._pool import HashPool, usable_cpus
+from loopsafe._pool import DEFAULT_NICE, HashPool, usable_cpus
 from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class StormConfig:
             the variants so they face the same storm).
         max_workers: loopsafe's pool size (default: usable cores).
         max_queue_wait: loopsafe's admission budget; None applies `queue_budget`.
+        nice: loopsafe's worker priority drop (`HashPool`'s ``nice``).
         hasher: Use this hasher instead of the profile's (``--quick`` sizes one).
         distinct_hashes: Stored hashes made; the storm's users share them.
     """
@@ -129,6 +130,7 @@ class StormConfig:
     seed: int = 36439
     max_workers: int | None = None
     max_queue_wait: float | None = None
+    nice: int = DEFAULT_NICE
     hasher: Hasher | None = None
     distinct_hashes: int = 4
 
@@ -384,6 +386,7 @@ async def _storm(
     timeout: float,
     max_workers: int,
     max_queue_wait: float,
+    nice: int,
 ) -> _Outcome:
     ledger = _Ledger()
 
@@ -394,7 +397,9 @@ async def _storm(
 
     pool = None
     if variant == "loopsafe":
-        pool = HashPool(max_workers, max_queue_wait=max_queue_wait, name="loopsafe-storm")
+        pool = HashPool(
+            max_workers, max_queue_wait=max_queue_wait, nice=nice, name="loopsafe-storm"
+        )
     clients = _Clients(_submitter(variant, work, pool), timeout)
     tasks: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
@@ -442,6 +447,7 @@ def run_cell(
                 timeout=config.timeout,
                 max_workers=max_workers,
                 max_queue_wait=max_queue_wait,
+                nice=config.nice,
             )
         )
     # asyncio.run has shut the default executor down, so every hash has ended.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._measure import MissingExtra
+from loopsafe._pool import DEFAULT_NICE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ _BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe")
 _STORM_VARIANTS: Final = ("sync_to_async", "loopsafe")
 _CALIBRATED: Final = ("pbkdf2_sha256", "argon2", "bcrypt_sha256", "scrypt")
 _PLOT_SUFFIXES: Final = (".png", ".svg", ".pdf")
+_MAX_NICE: Final = 19
 
 # What --quick changes, when the option itself is not given.
 _QUICK_USERS: Final = 8
@@ -96,6 +98,29 @@ def _plot_file(text: str) -> str:
             f"the plot's file name must end in {', '.join(_PLOT_SUFFIXES)}, not {text!r}"
         )
     return _output_file(text)
+
+
+def _nice(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if not 0 <= value <= _MAX_NICE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {_MAX_NICE}, not {value}")
+    return value
+
+
+def _nice_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nice",
+        type=_nice,
+        default=DEFAULT_NICE,
+        metavar="N",
+        help=(
+            f"raise loopsafe's worker threads' nice value by N, 0-{_MAX_NICE} "
+            f"(default {DEFAULT_NICE}, as HashPool; Linux only)"
+        ),
+    )
 
 
 def _common(parser: argparse.ArgumentParser, *, plot: bool = True) -> None:
@@ -178,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
     )
+    _nice_option(bench)
     _common(bench)
 
     storm = commands.add_parser(
@@ -227,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument(
         "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
     )
+    _nice_option(storm)
     storm.add_argument("--seed", type=int, default=36439, help="seed of the arrival schedules")
     _common(storm)
 
@@ -304,6 +331,7 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         algorithms=tuple(args.hasher or _BENCH_ALGORITHMS),
         variants=tuple(args.variant or _BENCH_VARIANTS),
         max_workers=args.workers,
+        nice=args.nice,
     )
     cells = len(config.algorithms) * len(config.variants) * config.repeat
     display.note(
@@ -349,6 +377,7 @@ def _run_storm(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         seed=args.seed,
         max_workers=args.workers,
         max_queue_wait=args.max_queue_wait,
+        nice=args.nice,
         hasher=hasher,
     )
     display.note(

@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
 from loopsafe._lag import LoopLagMonitor
+from loopsafe._pool import DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def lifespan(
     max_queue_wait: float | None = 1.0,
     max_pending: int = 1024,
     executor: Executor | None = None,
+    nice: int = DEFAULT_NICE,
     monitor_lag: bool = False,
 ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
     """Return a lifespan that owns loopsafe's pool for the app's life, around the app's own.
@@ -161,6 +163,7 @@ def lifespan(
         max_queue_wait: See `HashPool`.
         max_pending: See `HashPool`.
         executor: See `HashPool`.
+        nice: See `HashPool`.
         monitor_lag: Measure the loop's lag for the app's life (for
             `loopsafe.prometheus`), with a bounded window of samples.
 
@@ -178,6 +181,7 @@ def lifespan(
             max_queue_wait=max_queue_wait,
             max_pending=max_pending,
             executor=executor,
+            nice=nice,
         )
         try:
             hasher = password_hash if password_hash is not None else PasswordHash.recommended()

@@ -50,6 +50,14 @@ def test_unchanged_pool_settings_keep_the_pool():
     assert loopsafe.default_pool() is pool
 
 
+def test_nice_reaches_the_pool():
+    """LOOPSAFE["NICE"] rebuilds the pool with that priority drop; the default is 10."""
+    assert loopsafe.default_pool().nice == 10
+    with override_settings(LOOPSAFE={"NICE": 0}):
+        assert loopsafe.default_pool().nice == 0
+    assert loopsafe.default_pool().nice == 10
+
+
 def test_other_settings_do_not_touch_the_pool():
     """A change to another setting leaves the pool alone."""
     pool = loopsafe.default_pool()
@@ -69,6 +77,10 @@ def test_other_settings_do_not_touch_the_pool():
         pytest.param({"MAX_QUEUE_WAIT": "1s"}, "MAX_QUEUE_WAIT", id="wait-as-text"),
         pytest.param({"MAX_PENDING": None}, "MAX_PENDING", id="pending-none"),
         pytest.param({"MAX_PENDING": 2.5}, "MAX_PENDING", id="pending-float"),
+        pytest.param({"NICE": 20}, "NICE", id="nice-above-19"),
+        pytest.param({"NICE": -5}, "NICE", id="nice-negative"),
+        pytest.param({"NICE": "10"}, "NICE", id="nice-as-text"),
+        pytest.param({"NICE": False}, "NICE", id="nice-as-bool"),
         pytest.param({"PATCH_AUTH": "yes"}, "PATCH_AUTH", id="patch-as-text"),
         pytest.param({"PATCH_AUTH": 1}, "PATCH_AUTH", id="patch-as-int"),
     ],

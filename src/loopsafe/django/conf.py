@@ -6,6 +6,7 @@ In ``settings.py``::
         "MAX_WORKERS": None,    # hashes at once; None: the CPUs this process may use
         "MAX_QUEUE_WAIT": 1.0,  # estimated queue wait (s) before Overloaded; None: no limit
         "MAX_PENDING": 1024,    # calls that may wait in the queue
+        "NICE": 10,             # lower the hashing threads' CPU priority by this (Linux)
         "PATCH_AUTH": False,    # make stock django.contrib.auth async paths non-blocking
     }
 
@@ -28,7 +29,7 @@ from typing import Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._default import configure, default_pool
-from loopsafe._pool import usable_cpus
+from loopsafe._pool import DEFAULT_NICE, usable_cpus
 
 __all__ = [
     "DEFAULTS",
@@ -44,6 +45,7 @@ DEFAULTS: Final[dict[str, object]] = {
     "MAX_WORKERS": None,
     "MAX_QUEUE_WAIT": 1.0,
     "MAX_PENDING": 1024,
+    "NICE": DEFAULT_NICE,
     "PATCH_AUTH": False,
 }
 
@@ -57,6 +59,7 @@ class LoopsafeSettings:
         max_queue_wait: Longest estimated queue wait in seconds before
             `loopsafe.Overloaded` (None: no wait-based limit).
         max_pending: Most calls waiting in the queue.
+        nice: How much the hashing threads' nice value is raised (0-19).
         patch_auth: Whether stock ``django.contrib.auth`` is patched.
         explicit: Whether ``settings.LOOPSAFE`` is set at all.
         unknown_keys: Keys that loopsafe does not know (typos), sorted.
@@ -65,15 +68,16 @@ class LoopsafeSettings:
     max_workers: int | None = None
     max_queue_wait: float | None = 1.0
     max_pending: int = 1024
+    nice: int = DEFAULT_NICE
     patch_auth: bool = False
     explicit: bool = False
     unknown_keys: tuple[str, ...] = ()
 
     @property
-    def pool_settings(self) -> tuple[int, float | None, int]:
-        """``(max_workers, max_queue_wait, max_pending)`` with max_workers resolved."""
+    def pool_settings(self) -> tuple[int, float | None, int, int]:
+        """``(max_workers, max_queue_wait, max_pending, nice)`` with max_workers resolved."""
         workers = usable_cpus() if self.max_workers is None else self.max_workers
-        return workers, self.max_queue_wait, self.max_pending
+        return workers, self.max_queue_wait, self.max_pending, self.nice
 
 
 def _invalid(key: str, expected: str, value: object) -> ImproperlyConfigured:
@@ -105,12 +109,16 @@ def _parse(raw: object) -> LoopsafeSettings:
     if not isinstance(patch_auth, bool):
         raise _invalid("PATCH_AUTH", "True or False", patch_auth)
     workers = values["MAX_WORKERS"]
+    nice = values["NICE"]
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:  # noqa: PLR2004 - Linux's range
+        raise _invalid("NICE", "an int from 0 to 19", nice)
     return LoopsafeSettings(
         max_workers=None
         if workers is None
         else _positive_int("MAX_WORKERS", workers, "a positive int or None"),
         max_queue_wait=None if wait is None else float(wait),
         max_pending=_positive_int("MAX_PENDING", values["MAX_PENDING"]),
+        nice=nice,
         patch_auth=patch_auth,
         explicit=True,
         unknown_keys=tuple(sorted(str(key) for key in raw if key not in DEFAULTS)),
@@ -154,10 +162,10 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
 
     with _apply_lock:
         pool = default_pool()
-        current = (pool.max_workers, pool.max_queue_wait, pool.max_pending)
+        current = (pool.max_workers, pool.max_queue_wait, pool.max_pending, pool.nice)
         if (config.explicit or reconcile_pool) and current != config.pool_settings:
-            workers, wait, pending = config.pool_settings
-            configure(workers, max_queue_wait=wait, max_pending=pending)
+            workers, wait, pending, nice = config.pool_settings
+            configure(workers, max_queue_wait=wait, max_pending=pending, nice=nice)
         if config.patch_auth:
             _patch.patch()
         else:

@@ -122,7 +122,7 @@ class Command(BaseCommand):
         wait = "none" if config.max_queue_wait is None else f"{config.max_queue_wait:g}s"
         write(
             f"pool        max_workers={stats.max_workers} max_queue_wait={wait} "
-            f"max_pending={config.max_pending}"
+            f"max_pending={config.max_pending} nice=+{config.nice}"
         )
         write(
             f"            threads={stats.threads} running={stats.running} queued={stats.queued} "
