@@ -15,6 +15,7 @@ import pytest
 
 from loopsafe import profiles
 from loopsafe._measure import lower_cost
+from loopsafe._pool import usable_cpus
 from loopsafe._report import reproducing_command
 from loopsafe._storm import poisson_arrivals, queue_budget
 from loopsafe.cli import main
@@ -144,6 +145,17 @@ def test_calibrate_quick_prints_code_that_runs(capsys, tmp_path):
     exec(document["password_hash"], namespace)  # noqa: S102 - the code the CLI prints, run as a user would
     password_hash = namespace["password_hash"]
     assert password_hash.verify("pw", password_hash.hash("pw"))
+
+
+def test_calibrate_argon2_lanes(capsys, tmp_path):
+    """Argon2's lanes default to at most the usable cores; --argon2-lanes chooses them."""
+    common = ["calibrate", "--profile", "6.1", "--hasher", "argon2", "--target-ms", "5"]
+    document = run_json(capsys, tmp_path, *common)
+    lanes = document["results"][0]["params"]["parallelism"]
+    assert lanes == min(profiles.DJANGO_6_1.argon2_parallelism, usable_cpus())
+    document = run_json(capsys, tmp_path, *common, "--argon2-lanes", "3")
+    assert document["results"][0]["params"]["parallelism"] == 3
+    assert "parallelism=3" in document["django_settings"] + document["password_hash"]
 
 
 def test_json_to_stdout_keeps_the_table_on_stderr(capsys):

@@ -17,13 +17,14 @@ arguments.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._measure import MissingExtra
-from loopsafe._pool import DEFAULT_NICE
+from loopsafe._pool import DEFAULT_NICE, usable_cpus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -285,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where Argon2's memory and lanes and scrypt's r and p come from (default 6.1)",
     )
     calibrate.add_argument(
+        "--argon2-lanes",
+        type=_positive_int,
+        metavar="N",
+        help=(
+            "Argon2 parallelism (default: the profile's, at most the usable cores: "
+            "under loopsafe's pool, lanes beyond the cores add threads, not speed)"
+        ),
+    )
+    calibrate.add_argument(
         "--django-module",
         default="yourapp.hashers",
         metavar="MODULE",
@@ -415,6 +425,14 @@ def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Displ
         fixed = PROFILES[args.profile]
     else:
         fixed = _QUICK_FIXED if args.quick else profiles.DEFAULT
+    lanes = args.argon2_lanes or min(fixed.argon2_parallelism, usable_cpus())
+    if lanes != fixed.argon2_parallelism:
+        display.note(
+            f"Argon2 with {lanes} lane(s), not {fixed.argon2_parallelism}: this process may use "
+            f"{usable_cpus()} CPU(s), and the pool already runs one hash per CPU "
+            "(--argon2-lanes to choose)"
+        )
+        fixed = dataclasses.replace(fixed, argon2_parallelism=lanes)
     display.note(f"loopsafe calibrate: aiming for {target_ms:g} ms of CPU per hash")
     with display:
         result = calibrate(
