@@ -10,6 +10,12 @@ Encoded hashes whose parameters are representable but absurd (2**31 PBKDF2
 iterations, bcrypt cost 31, 4 TiB of Argon2 memory) would run for hours if a
 hasher trusted them, so those run in a child interpreter under a memory limit
 that is killed at the bound.
+
+The bare formats other libraries store (``phc_argon2``: argon2-cffi's
+``$argon2id$...``, as pwdlib and passlib write it; ``mcf_bcrypt``:
+``bcrypt.hashpw``'s ``$2b$...``) go through the verify and encoded-hash cases
+too, read by `PHCArgon2Hasher` and `MCFBCryptHasher` behind a PBKDF2 preferred
+hasher: the readers make no hashes, so the hashing cases leave them out.
 """
 
 from __future__ import annotations
@@ -23,16 +29,48 @@ from typing import TYPE_CHECKING
 import pytest
 
 from _support import CALL_BOUND, aoutcome, cheap_algorithms, facade_for, outcome, run_child
+from loopsafe import HasherNotAvailable, MCFBCryptHasher, PasswordHash, PHCArgon2Hasher
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from _support import Outcome
+    from loopsafe import Hasher
 
 pytestmark = pytest.mark.anyio
 
 ALGORITHMS = cheap_algorithms()
 RIGHT = "correct horse battery staple"
+
+
+def _bare_argon2() -> str:
+    import argon2
+
+    return argon2.PasswordHasher(time_cost=1, memory_cost=64, parallelism=1).hash(RIGHT)
+
+
+def _bare_bcrypt() -> str:
+    import bcrypt
+
+    return bcrypt.hashpw(RIGHT.encode(), bcrypt.gensalt(4)).decode()
+
+
+def _available_readers() -> dict[str, tuple[Hasher, Callable[[], str]]]:
+    """Return the readers whose library is installed, with a maker of a cheap hash of `RIGHT`."""
+    readers = {}
+    for reader, make in ((PHCArgon2Hasher(), _bare_argon2), (MCFBCryptHasher(), _bare_bcrypt)):
+        try:
+            reader.check_available()
+        except HasherNotAvailable:
+            continue
+        readers[reader.algorithm] = (reader, make)
+    return readers
+
+
+#: The readers of bare formats, by algorithm name.
+BARE = _available_readers()
+#: Every format verify is tried on: the hashers' and the bare ones.
+VERIFIED = [*ALGORITHMS, *BARE]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -41,8 +79,18 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _facade(algorithm: str) -> PasswordHash:
+    """`facade_for`, or for a bare format PBKDF2 preferred and the readers after every hasher."""
+    if algorithm not in BARE:
+        return facade_for(algorithm)
+    hashers = facade_for("pbkdf2_sha256").hashers
+    return PasswordHash([*hashers, *(reader for reader, _ in BARE.values())])
+
+
 def _encoded(algorithm: str) -> str:
     """Return a valid encoded hash of `RIGHT` made by ``algorithm`` at the cheap profile."""
+    if algorithm in BARE:
+        return BARE[algorithm][1]()
     return facade_for(algorithm).hash(RIGHT)
 
 
@@ -87,11 +135,11 @@ PASSWORDS = [
 ]
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", VERIFIED)
 @pytest.mark.parametrize(("password", "allowed", "errors"), PASSWORDS)
 async def test_verify_bad_password(algorithm, password, allowed, errors):
     """A bad password verifies False (or raises TypeError/ValueError), the same sync and async."""
-    ph = facade_for(algorithm)
+    ph = _facade(algorithm)
     encoded = _encoded(algorithm)
     pairs: list[tuple[Callable[[], object], Callable[[], object], set[str]]] = [
         (lambda: ph.verify(password, encoded), lambda: ph.averify(password, encoded), allowed),
@@ -167,10 +215,10 @@ async def test_hash_untyped_password_raises_type_error(algorithm, password, allo
 TRAILING_NUL_MATCHES = {"pbkdf2_sha256", "pbkdf2_sha1", "scrypt"}
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", VERIFIED)
 async def test_trailing_nul_answers_like_django(algorithm):
     """The right password plus trailing NULs matches exactly where Django's hashers match it."""
-    ph = facade_for(algorithm)
+    ph = _facade(algorithm)
     encoded = _encoded(algorithm)
     expected = algorithm in TRAILING_NUL_MATCHES
     for password in (RIGHT + "\x00", RIGHT + "\x00" * 3, (RIGHT + "\x00").encode()):
@@ -215,6 +263,8 @@ PARAM_SLOTS: dict[str, dict[str, tuple[int, str]]] = {
     "bcrypt_sha256": {"rounds": (3, "")},
     "bcrypt": {"rounds": (3, "")},
     "scrypt": {"work_factor": (1, ""), "block_size": (3, ""), "parallelism": (4, "")},
+    "phc_argon2": {"m": (3, "m"), "t": (3, "t"), "p": (3, "p"), "v": (2, "v")},
+    "mcf_bcrypt": {"rounds": (2, "")},
 }
 
 #: Values that are not a usable parameter: the hash must verify False.
@@ -256,6 +306,13 @@ def _structural(encoded: str) -> dict[str, str]:
     """Malformed variants of a valid encoded hash that any format must refuse."""
     fields = encoded.split("$")
     algorithm = fields[0]
+    # What names the format: the algorithm, or a bare format's second field
+    # ("$argon2id$...", "$2b$..."), whose first one is empty.
+    at = 0 if algorithm else 1
+
+    def renamed(name: str) -> str:
+        return "$".join([*fields[:at], name, *fields[at + 1 :]])
+
     return {
         "empty": "",
         "dollar-only": "$",
@@ -268,9 +325,9 @@ def _structural(encoded: str) -> dict[str, str]:
         "extra-field": f"{encoded}$extra",
         "all-fields-empty": "$".join([algorithm, *[""] * (len(fields) - 1)]),
         "thousand-dollars": algorithm + "$" * 1000,
-        "unknown-algorithm": "$".join(["nosuchalgorithm", *fields[1:]]),
-        "algorithm-uppercased": "$".join([algorithm.upper(), *fields[1:]]),
-        "algorithm-with-space": "$".join([f" {algorithm}", *fields[1:]]),
+        "unknown-algorithm": renamed("nosuchalgorithm"),
+        "algorithm-uppercased": renamed(fields[at].upper()),
+        "algorithm-with-space": renamed(f" {fields[at]}"),
         "trailing-newline": f"{encoded}\n",
         "nul-in-digest": encoded[:-1] + "\x00",
         "non-ascii-digest": f"{encoded}\u00e9",
@@ -285,7 +342,7 @@ def _structural(encoded: str) -> dict[str, str]:
 
 def _encoded_cases() -> list[object]:
     cases: list[object] = []
-    for algorithm in ALGORITHMS:
+    for algorithm in VERIFIED:
         valid = _encoded(algorithm)
         for name, broken in _structural(valid).items():
             cases.append(pytest.param(algorithm, broken, FALSE, id=f"{algorithm}-{name}"))
@@ -322,7 +379,7 @@ def _encoded_cases() -> list[object]:
 @pytest.mark.parametrize(("algorithm", "encoded", "allowed"), _encoded_cases())
 async def test_malformed_hash_verifies_false(algorithm, encoded, allowed):
     """A malformed or unusable hash verifies False and never raises, sync and async."""
-    ph = facade_for(algorithm)
+    ph = _facade(algorithm)
     for password in (RIGHT, "wrong", None):
         kinds = allowed if password == RIGHT else FALSE
         pairs = [
@@ -348,7 +405,7 @@ async def test_malformed_hash_verifies_false(algorithm, encoded, allowed):
 
 def _surrogate_cases() -> list[object]:
     cases: list[object] = []
-    for algorithm in ALGORITHMS:
+    for algorithm in VERIFIED:
         fields = _encoded(algorithm).split("$")
         for index in range(1, len(fields)):
             cases.append(pytest.param(algorithm, index, id=f"{algorithm}-field-{index}"))
@@ -361,7 +418,7 @@ async def test_surrogate_in_stored_hash_verifies_false(algorithm, index):
     fields = _encoded(algorithm).split("$")
     fields[index] = "\ud800" + fields[index]
     encoded = "$".join(fields)
-    ph = facade_for(algorithm)
+    ph = _facade(algorithm)
     _check(outcome(lambda: ph.verify(RIGHT, encoded)), FALSE)
     _check(await aoutcome(lambda: ph.averify(RIGHT, encoded)), FALSE)
 
@@ -400,7 +457,9 @@ CHILD = textwrap.dedent(
     import asyncio, json, resource, sys, time
     limit = 2 * 1024**3
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from loopsafe import HashPool, HasherNotAvailable, PasswordHash, profiles
+    from loopsafe import (
+        HashPool, HasherNotAvailable, MCFBCryptHasher, PasswordHash, PHCArgon2Hasher, profiles
+    )
 
     algorithm, encoded, password = sys.argv[1], sys.argv[2], sys.argv[3]
     hashers = []
@@ -411,6 +470,14 @@ CHILD = textwrap.dedent(
             continue
         hashers.append(hasher)
     hashers.sort(key=lambda h: h.algorithm != algorithm)
+    # The readers of bare formats go last: they make no hashes, so a bare
+    # format's case keeps PBKDF2 (the profile's first) preferred.
+    for reader in (PHCArgon2Hasher(), MCFBCryptHasher()):
+        try:
+            reader.check_available()
+        except HasherNotAvailable:
+            continue
+        hashers.append(reader)
     pool = HashPool(1)
     ph = PasswordHash(hashers, pool=pool)
 
@@ -436,6 +503,8 @@ ABSURD = {
     "argon2": {"t": ["4294967295"], "m": ["4294967295"], "p": ["16777215"]},
     "bcrypt_sha256": {"rounds": ["31"]},
     "bcrypt": {"rounds": ["31"]},
+    "phc_argon2": {"t": ["4294967295"], "m": ["4294967295"], "p": ["16777215"]},
+    "mcf_bcrypt": {"rounds": ["31"]},
     "scrypt": {
         "work_factor": ["1099511627776", "16777216"],
         "block_size": ["1073741824"],
@@ -446,7 +515,7 @@ ABSURD = {
 
 def _absurd_cases() -> list[object]:
     cases: list[object] = []
-    for algorithm in ALGORITHMS:
+    for algorithm in VERIFIED:
         for param, numbers in ABSURD.get(algorithm, {}).items():
             field, key = PARAM_SLOTS[algorithm][param]
             for number in numbers:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from loopsafe import profiles
 from loopsafe._default import default_pool
-from loopsafe._hashers import Hasher, verify_password
+from loopsafe._hashers import Hasher, MCFBCryptHasher, PHCArgon2Hasher, verify_password
 from loopsafe.exceptions import HasherNotAvailable
 
 if TYPE_CHECKING:
@@ -50,12 +50,14 @@ class PasswordHash:
     raises ``UnknownHashError`` for an unknown hash instead.
 
     Args:
-        hashers: The hashers, preferred first.
+        hashers: The hashers, preferred first. The first must make hashes:
+            the verify-only readers (`PHCArgon2Hasher`, `MCFBCryptHasher`)
+            go after it.
         pool: The pool for the async methods; defaults to `default_pool()`,
             looked up at each call so `configure()` takes effect.
 
     Raises:
-        ValueError: If ``hashers`` is empty.
+        ValueError: If ``hashers`` is empty or its first hasher is verify-only.
         TypeError: If an element is not a `Hasher`.
     """
 
@@ -67,6 +69,11 @@ class PasswordHash:
         for hasher in self.hashers:
             if not isinstance(hasher, Hasher):
                 raise TypeError(f"expected a loopsafe Hasher, not {type(hasher).__name__}")
+        if self.hashers[0].verify_only:
+            raise ValueError(
+                f"the first hasher makes new hashes and {type(self.hashers[0]).__name__} "
+                "only reads them: put a Django-format hasher such as Argon2Hasher first"
+            )
         self._pool = pool
 
     @classmethod
@@ -80,7 +87,10 @@ class PasswordHash:
 
         Like pwdlib's ``PasswordHash.recommended()``, new hashes are Argon2id.
         Existing PBKDF2, bcrypt and scrypt hashes still verify and are
-        upgraded by `verify_and_update`.
+        upgraded by `verify_and_update`, and so do the bare strings that
+        pwdlib and passlib store (``$argon2id$...``, ``$2b$...``): the
+        readers `PHCArgon2Hasher` and `MCFBCryptHasher` come last, each when
+        its library is installed.
 
         Raises:
             HasherNotAvailable: If argon2-cffi is not installed.
@@ -89,7 +99,7 @@ class PasswordHash:
         argon2 = profile.hasher("argon2")
         argon2.check_available()  # fails early, with the install hint
         others = []
-        for hasher in hashers:
+        for hasher in [*hashers, PHCArgon2Hasher(), MCFBCryptHasher()]:
             if hasher.algorithm == "argon2":
                 continue
             try:

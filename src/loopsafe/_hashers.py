@@ -19,6 +19,12 @@ Three promises beyond Django's:
 * No exception message or repr made here contains a password, and none quotes
   an encoded string (a plaintext password stored by mistake would be one).
 
+Two verify-only readers, `PHCArgon2Hasher` and `MCFBCryptHasher`, take the
+bare strings other libraries store (``$argon2id$...`` from argon2-cffi, pwdlib
+or passlib; ``$2b$...`` from bcrypt), under the same bounds, so that users of
+those libraries can move: every such hash needs an update, and the next correct
+login replaces it with a Django-format one.
+
 argon2-cffi and bcrypt are optional: they are imported on first use (Python
 then keeps them in ``sys.modules``), and a hasher that needs a missing one
 raises `HasherNotAvailable`, naming the extra to install, when it is used.
@@ -52,9 +58,11 @@ __all__ = [
     "BCryptHasher",
     "BCryptSHA256Hasher",
     "Hasher",
+    "MCFBCryptHasher",
     "MD5Hasher",
     "PBKDF2Hasher",
     "PBKDF2SHA1Hasher",
+    "PHCArgon2Hasher",
     "ScryptHasher",
     "identify_hasher",
     "verify_password",
@@ -200,7 +208,7 @@ def _must_update_salt(salt: str, expected_entropy: int) -> bool:
 
 
 class Hasher(ABC):
-    """A password hasher in one of Django's formats.
+    """A password hasher in one of Django's formats, or a reader of another library's.
 
     Instances are immutable (their cost parameters are read-only properties),
     keep no per-call state, and are safe to share between threads.
@@ -212,8 +220,17 @@ class Hasher(ABC):
     been verified, which it cannot be) and ``harden_runtime`` does nothing.
     """
 
-    #: The prefix of encoded strings, before the first ``$``.
+    #: The algorithm's name: for Django's formats, the prefix of encoded
+    #: strings before the first ``$``.
     algorithm: ClassVar[str]
+    #: What every encoded string of this format starts with. Empty (Django's
+    #: formats) means ``algorithm$``; the readers of bare formats name theirs
+    #: (``$argon2id$``, ``$2b$``...), which no Django prefix can be.
+    prefixes: ClassVar[tuple[str, ...]] = ()
+    #: True for the readers of other libraries' formats (`PHCArgon2Hasher`,
+    #: `MCFBCryptHasher`): they verify stored hashes, which then always need
+    #: an update, and make none, so they cannot be a `PasswordHash`'s first hasher.
+    verify_only: ClassVar[bool] = False
     #: Bits of entropy in a fresh salt (Django: 128, i.e. 22 characters).
     salt_entropy: ClassVar[int] = 128
     #: (pip package, loopsafe extra) of the library this algorithm needs, if any.
@@ -253,6 +270,11 @@ class Hasher(ABC):
         """The cost parameters new hashes get, by Django's attribute names."""
 
     # -- the public methods, shared ----------------------------------------------------
+
+    @classmethod
+    def _leads(cls) -> tuple[str, ...]:
+        """What this format's encoded strings start with (`prefixes`, or ``algorithm$``)."""
+        return cls.prefixes or (cls.algorithm + "$",)
 
     def check_available(self) -> None:  # noqa: B027 - nothing to check without a library
         """Raise `HasherNotAvailable`, naming the extra to install, if the library is missing."""
@@ -303,8 +325,8 @@ class Hasher(ABC):
             reason = f"longer than {MAX_ENCODED_LENGTH} characters"
         elif not encoded.isascii():
             reason = "not ASCII"  # every Django format is
-        elif not encoded.startswith(self.algorithm + "$"):
-            reason = f"it does not start with {self.algorithm + '$'!r}"
+        elif not encoded.startswith(self._leads()):
+            reason = f"it does not start with {' or '.join(map(repr, self._leads()))}"
         else:
             try:
                 return self._decode(encoded)
@@ -352,7 +374,8 @@ class Hasher(ABC):
     def must_update(self, encoded: str) -> bool:
         """Return whether ``encoded`` has other parameters than new hashes (or a short salt).
 
-        Like Django's, the salt rule applies to PBKDF2, Argon2 and MD5. An
+        Like Django's, the salt rule applies to PBKDF2, Argon2 and MD5. The
+        readers of bare formats answer True for every hash they can read. An
         unreadable string (see the class docstring) answers False.
 
         Raises:
@@ -918,26 +941,238 @@ class MD5Hasher(Hasher):
         return _same(decoded["hash"], digest.hexdigest())
 
 
+# -- readers of other libraries' formats, for migrating to Django's ------------------------
+
+
+def _unpadded_b64_field(text: str, minimum: int, what: str) -> None:
+    """Check that ``text`` is canonical unpadded base64 of ``minimum`` bytes or more."""
+    raw = None
+    with contextlib.suppress(binascii.Error):
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    if raw is None or len(raw) < minimum or _b64(raw).rstrip("=") != text:
+        raise _BadHash(f"the {what} is not unpadded base64 of at least {minimum} bytes")
+
+
+class _Reader(Hasher):
+    """A verify-only hasher for another library's format; see `PHCArgon2Hasher`."""
+
+    verify_only: ClassVar[bool] = True
+
+    @property
+    def params(self) -> dict[str, int]:
+        """None: a reader makes no hashes, so it has no cost for new ones."""
+        return {}
+
+    def _refusal(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} only reads hashes that other libraries made, so that "
+            "they verify and get replaced: make new hashes with a Django-format hasher "
+            "such as Argon2Hasher"
+        )
+
+    def salt(self) -> str:
+        """Refuse: a reader makes no hashes.
+
+        Raises:
+            NotImplementedError: Always, saying which hashers make hashes.
+        """
+        raise self._refusal()
+
+    def encode(self, password: str | bytes, salt: str) -> str:  # noqa: ARG002 - the shared signature
+        """Refuse: a reader makes no hashes (`hash` raises the same).
+
+        Raises:
+            NotImplementedError: Always, saying which hashers make hashes.
+        """
+        raise self._refusal()
+
+    def _outdated(self, decoded: dict[str, Any]) -> bool:  # noqa: ARG002 - the answer is always the same
+        # Every hash a reader can read is to be replaced by a Django-format one.
+        return True
+
+
+# argon2-cffi's PHC strings: the C library writes m, t and p in this order, and
+# "v=" since Argon2 1.3 (19); without it, the version is 1.0 (16).
+_PHC_ARGON2 = re.compile(
+    r"\$(argon2id|argon2i|argon2d)\$(?:v=(16|19)\$)?"
+    r"m=([0-9]{1,12}),t=([0-9]{1,12}),p=([0-9]{1,12})"
+    r"\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)"
+)
+# OpenBSD's modular crypt format. $2a$ and $2y$ compute what $2b$ does for the
+# 72 bytes bcrypt reads; crypt_blowfish's $2x$ (its sign-extension bug) does not.
+_MCF_BCRYPT = re.compile(r"\$(2[aby])\$([0-9]{2})\$([./A-Za-z0-9]{22})([./A-Za-z0-9]{31})")
+# A 22-character bcrypt salt carries 4 spare bits in its last character; the
+# bcrypt library refuses a salt that sets them.
+_BCRYPT_SALT_LAST = frozenset(".Oeu")
+
+
+class PHCArgon2Hasher(_Reader):
+    """Reads bare Argon2 PHC strings (``$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>``).
+
+    These are what argon2-cffi's ``PasswordHasher`` makes, so pwdlib's
+    ``Argon2Hasher`` (the FastAPI tutorial's and fastapi-users') and passlib's
+    ``argon2`` too: argon2id, argon2i or argon2d, version 19, or 16 when
+    ``v=`` is missing. Verification is argon2-cffi's low-level
+    ``verify_secret``, after the parameters were checked against
+    `Argon2Hasher`'s bounds, so a hostile hash verifies as False without work.
+
+    Verify-only: every hash it reads must be updated, so a correct password
+    through ``PasswordHash.verify_and_update`` comes back with the preferred
+    hasher's Django-format hash. `hash`, `encode` and `salt` raise
+    `NotImplementedError`, and it cannot be a `PasswordHash`'s first hasher.
+    ``PasswordHash.recommended()`` includes it when argon2-cffi is installed.
+    """
+
+    algorithm: ClassVar[str] = "phc_argon2"
+    prefixes: ClassVar[tuple[str, ...]] = ("$argon2id$", "$argon2i$", "$argon2d$")
+    library: ClassVar[tuple[str, str] | None] = ("argon2-cffi", "argon2")
+    #: `Argon2Hasher`'s bounds: a site that raises those raises these too.
+    max_memory_cost: ClassVar[int] = Argon2Hasher.max_memory_cost
+    max_time_cost: ClassVar[int] = Argon2Hasher.max_time_cost
+    max_parallelism: ClassVar[int] = Argon2Hasher.max_parallelism
+    max_work: ClassVar[int] = Argon2Hasher.max_work
+    min_salt_length: ClassVar[int] = Argon2Hasher.min_salt_length
+    #: The C library's minimum tag length (``ARGON2_MIN_OUTLEN``).
+    min_hash_length: ClassVar[int] = 4
+
+    def check_available(self) -> None:
+        """Raise `HasherNotAvailable` if argon2-cffi is not installed."""
+        with self._importing():
+            import argon2  # noqa: F401 - imported to see that it can be
+
+    def _decode(self, encoded: str) -> dict[str, Any]:
+        match = _PHC_ARGON2.fullmatch(encoded)
+        if match is None:
+            raise _BadHash("not '$argon2id$', 'v=19$', 'm=..,t=..,p=..', a salt and a hash")
+        variety, version, memory, time, lanes, salt, hash_ = match.groups()
+        time_cost = _int_field(time, 1, self.max_time_cost, "time_cost")
+        parallelism = _int_field(lanes, 1, self.max_parallelism, "parallelism")
+        memory_cost = _int_field(memory, 8 * parallelism, self.max_memory_cost, "memory_cost")
+        if time_cost * memory_cost > self.max_work:
+            raise _BadHash(f"time_cost * memory_cost is over this hasher's bound {self.max_work}")
+        _unpadded_b64_field(salt, self.min_salt_length, "salt")
+        _unpadded_b64_field(hash_, self.min_hash_length, "hash")
+        return {
+            "algorithm": self.algorithm,
+            "hash": hash_,
+            "memory_cost": memory_cost,
+            "parallelism": parallelism,
+            "salt": salt,
+            "time_cost": time_cost,
+            "variety": variety,
+            "version": int(version or "16"),
+        }
+
+    def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:
+        with self._importing():
+            import argon2
+        kind = argon2.low_level.Type[decoded["variety"].removeprefix("argon2").upper()]
+        try:
+            return argon2.low_level.verify_secret(encoded.encode("ascii"), password, kind)
+        except argon2.exceptions.VerificationError:
+            # A mismatch, or a string the C library refuses to decode.
+            return False
+
+
+class MCFBCryptHasher(_Reader):
+    """Reads bare bcrypt strings in the modular crypt format (``$2b$12$<salt><checksum>``).
+
+    These are what ``bcrypt.hashpw`` makes of the raw password, so pwdlib's
+    ``BcryptHasher`` and passlib's ``bcrypt`` too; not Django's
+    ``bcrypt_sha256$``/``bcrypt$`` strings, which `BCryptSHA256Hasher` and
+    `BCryptHasher` read. ``$2b$``, ``$2a$`` and PHP's ``$2y$`` are read;
+    crypt_blowfish's buggy ``$2x$`` is not. A cost outside [`min_rounds`,
+    `max_rounds`] (`BCryptSHA256Hasher`'s bounds) verifies as False without
+    work. Verify-only, like `PHCArgon2Hasher`.
+
+    Passwords over 72 bytes: bcrypt reads the first 72 only, and a stored hash
+    of a longer password can only come from a library that cut it there
+    silently (passlib; bcrypt before 5.0, and so pwdlib with it; bcrypt 5
+    refuses such a password). While `truncate_long_passwords` is True (the
+    default) a longer password is checked the same way, so that its owner can
+    log in and get a Django-format hash of the whole password; a subclass that
+    sets it False answers False, as `BCryptHasher` does. Neither raises.
+    """
+
+    algorithm: ClassVar[str] = "mcf_bcrypt"
+    prefixes: ClassVar[tuple[str, ...]] = ("$2b$", "$2a$", "$2y$")
+    library: ClassVar[tuple[str, str] | None] = ("bcrypt", "bcrypt")
+    #: `BCryptSHA256Hasher`'s bounds: a stored cost above 16 verifies as False
+    #: without work (bcrypt itself would run cost 31, about 4 days).
+    min_rounds: ClassVar[int] = BCryptSHA256Hasher.min_rounds
+    max_rounds: ClassVar[int] = BCryptSHA256Hasher.max_rounds
+    #: Whether a password over 72 bytes is checked on its first 72, as the
+    #: libraries that made such hashes did (True), or answers False.
+    truncate_long_passwords: ClassVar[bool] = True
+
+    def check_available(self) -> None:
+        """Raise `HasherNotAvailable` if bcrypt is not installed."""
+        with self._importing():
+            import bcrypt  # noqa: F401 - imported to see that it can be
+
+    def _decode(self, encoded: str) -> dict[str, Any]:
+        match = _MCF_BCRYPT.fullmatch(encoded)
+        if match is None:
+            raise _BadHash("not '$2b$', a two-digit cost and 53 bcrypt characters")
+        algostr, work_factor, salt, checksum = match.groups()
+        if salt[-1] not in _BCRYPT_SALT_LAST:
+            raise _BadHash("the salt's last character sets bits bcrypt leaves unused")
+        return {
+            "algorithm": self.algorithm,
+            "algostr": algostr,
+            "checksum": checksum,
+            "salt": salt,
+            "work_factor": _int_field(
+                work_factor.removeprefix("0"), self.min_rounds, self.max_rounds, "cost"
+            ),
+        }
+
+    def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:  # noqa: ARG002 - the string is what bcrypt compares
+        with self._importing():
+            import bcrypt
+        # bcrypt 5 raises for more than 72 bytes: the same 72 it always read go
+        # in, so a too-long password costs what any other does.
+        too_long = len(password) > _BCRYPT_MAX_PASSWORD
+        try:
+            ok = bcrypt.checkpw(password[:_BCRYPT_MAX_PASSWORD], encoded.encode("ascii"))
+        except ValueError:
+            return False  # a hash the library refuses
+        return ok and (self.truncate_long_passwords or not too_long)
+
+
+#: The readers, for `identify_hasher`'s hint when a bare format is not configured.
+_READERS: tuple[type[_Reader], ...] = (PHCArgon2Hasher, MCFBCryptHasher)
+
+
 def identify_hasher(hashers: Sequence[Hasher], encoded: str) -> Hasher:
     """Return the first hasher whose algorithm is the text before ``encoded``'s first ``$``.
 
     Django's rule, without its legacy unsalted MD5/SHA-1 guesses; a string with
-    no ``$`` is no hash of any algorithm here.
+    no ``$`` is no hash of any algorithm here. The readers of bare formats
+    (`PHCArgon2Hasher`, `MCFBCryptHasher`), whose strings start with ``$``,
+    match by their `Hasher.prefixes` instead (``$argon2id$``, ``$2b$``...), so
+    ``bcrypt_sha256$$2b$...`` is still `BCryptSHA256Hasher`'s.
 
     Raises:
         TypeError: If ``encoded`` is not a str.
         UnknownAlgorithm: If no hasher matches. The message names the prefix
-            only when it is an algorithm Django ships, so a plaintext password
-            stored by mistake never reaches a log.
+            only when it is an algorithm Django ships or a bare format's, so a
+            plaintext password stored by mistake never reaches a log.
     """
     _check_encoded_type(encoded)
     prefix, dollar, _ = encoded.partition("$")
     if dollar:
         for hasher in hashers:
-            if hasher.algorithm == prefix:
+            if encoded.startswith(hasher._leads()):  # noqa: SLF001 - this module's own class
                 return hasher
     if dollar and prefix in _DJANGO_ALGORITHMS:
         raise UnknownAlgorithm(f"no configured hasher for algorithm {prefix!r}")
+    for reader in _READERS:
+        for lead in reader.prefixes:
+            if encoded.startswith(lead):
+                raise UnknownAlgorithm(
+                    f"no configured hasher reads {lead!r} hashes; add {reader.__name__}()"
+                )
     raise UnknownAlgorithm("the encoded string does not start with a known algorithm name")
 
 
@@ -965,7 +1200,7 @@ def verify_password(
     Raises:
         TypeError: If ``password`` is not str, bytes or None, or ``encoded`` is
             not str or None.
-        ValueError: If ``hashers`` is empty.
+        ValueError: If ``hashers`` is empty or its first hasher is verify-only.
         HasherNotAvailable: If the hasher that must run needs a missing library.
     """
     if password is not None and not isinstance(password, (str, bytes)):
@@ -975,6 +1210,8 @@ def verify_password(
     if not hashers:
         raise ValueError("verify_password needs at least one hasher")
     preferred = hashers[0]
+    if preferred.verify_only:
+        raise ValueError(f"the first hasher makes hashes: {type(preferred).__name__} cannot")
     if password is None or encoded is None or encoded.startswith(UNUSABLE_PASSWORD_PREFIX):
         return _fake_runtime(preferred)
     try:
