@@ -9,6 +9,8 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils.version import get_complete_version
 
+from loopsafe import usable_cpus
+
 DJANGO_VERSION = get_complete_version()
 
 
@@ -58,3 +60,15 @@ def test_reports_check_warnings_and_unavailable_hashers():
     assert "loopsafe.W006" in text
     assert "hint:" in text
     assert "NoSuchHasher: cannot import" in text
+
+
+def test_notes_argon2_lanes_beyond_the_cpus():
+    """Django's 8 Argon2 lanes on fewer CPUs get a note pointing at calibrate's choice."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.Argon2PasswordHasher"]):
+        text = run("--no-measure")
+    assert re.search(r"argon2 +Argon2PasswordHasher +time_cost=\d+ memory_cost=102400", text)
+    cpus = usable_cpus()
+    noted = f"note: 8 Argon2 lanes on {cpus} usable CPUs" in text
+    assert noted == (cpus < 8)
+    if noted:
+        assert f"proposes parallelism={cpus}" in text

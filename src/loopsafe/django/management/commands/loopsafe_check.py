@@ -176,6 +176,14 @@ class Command(BaseCommand):
                         f"capacity {capacity:.1f} hashes/s"
                     )
             write(line)
+            lanes = getattr(hasher, "parallelism", None)
+            if hasher.algorithm == "argon2" and isinstance(lanes, int) and lanes > cpus:
+                write(
+                    f"      note: {lanes} Argon2 lanes on {cpus} usable CPUs. The pool already "
+                    "runs one hash per CPU, so lanes beyond the CPUs add threads that delay "
+                    f"the event loop, not speed: `loopsafe calibrate` proposes parallelism={cpus} "
+                    "(stored hashes are upgraded at their next login)."
+                )
 
     def _checks(self) -> None:
         messages = checks.run_checks(tags=[TAG], include_deployment_checks=False)
