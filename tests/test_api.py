@@ -14,14 +14,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def pool():
-    """A private pool per test, closed afterwards."""
-    p = HashPool(2)
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def ph(pool):
     """The cheap profile's hashers, PBKDF2 preferred, on the private pool."""
     return PasswordHash(profiles.CHEAP.hashers(), pool=pool)

@@ -65,14 +65,6 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def pool():
-    """A private two-worker pool, closed afterwards."""
-    p = HashPool(2, name="backend")
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def ph(pool):
     """The cheap profile on the private pool."""
     return PasswordHash(profiles.CHEAP.hashers(), pool=pool)
@@ -96,7 +88,7 @@ class TestRun:
     async def test_result_from_a_worker_thread(self, pool):
         """Results come back from the pool's own threads, never the loop's."""
         name = await pool.run(lambda: threading.current_thread().name)
-        assert name.startswith("backend-worker-")
+        assert name.startswith(f"{pool.name}-worker-")
         assert await pool.run(pbkdf2, b"pw", 1000) == pbkdf2(b"pw", 1000)
 
     async def test_keywords_through_partial(self, pool):

@@ -29,7 +29,6 @@ from loopsafe import (
     Argon2Hasher,
     BCryptHasher,
     BCryptSHA256Hasher,
-    HashPool,
     MCFBCryptHasher,
     PasswordHash,
     PBKDF2Hasher,
@@ -95,14 +94,6 @@ VECTORS = {
 }
 #: bcrypt.hashpw(LONG[:72], ...): what passlib, or pwdlib on bcrypt < 5, stored for LONG.
 TRUNCATED_LONG = "$2b$04$67dphjTUxQSGGriOhSBZ/umxtk0stmhJ4VTYhb1sCOkKRy4u2poKS"
-
-
-@pytest.fixture
-def pool():
-    """A private pool per test, closed afterwards."""
-    p = HashPool(2)
-    yield p
-    p.close()
 
 
 @pytest.fixture
