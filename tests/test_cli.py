@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from loopsafe import profiles
-from loopsafe._measure import lower_cost
+from loopsafe._measure import cpu_seconds, cpu_seconds_all_busy, lower_cost
 from loopsafe._pool import usable_cpus
 from loopsafe._report import reproducing_command
 from loopsafe._storm import poisson_arrivals, queue_budget
@@ -267,3 +267,31 @@ def test_lower_cost_hashes_need_an_update(hasher):
 def test_recorded_command_leaves_out_where_output_goes(argv, command):
     """The JSON's command reproduces the figures without naming local output files."""
     assert reproducing_command("bench", argv) == command
+
+
+def test_cpu_with_every_core_busy():
+    """The all-cores-busy cost of a real hash is close to its single-thread cost, never zero."""
+    import hashlib
+
+    def work() -> bytes:
+        return hashlib.pbkdf2_hmac("sha256", b"pw", b"salt" * 4, 100_000)
+
+    single = cpu_seconds(work)
+    busy = cpu_seconds_all_busy(work, usable_cpus())
+    assert busy > 0
+    assert 0.5 * single < busy < 3 * single  # loose: a shared machine
+    with pytest.raises(ValueError, match="at least 1"):
+        cpu_seconds_all_busy(work, 0)
+
+
+def test_bench_records_the_ceiling_only_for_real_costs(capsys, tmp_path):
+    """Cheap hashes get no ceiling (thread starts would dominate); a real one gets one."""
+    document = run_json(capsys, tmp_path, "bench", "--quick", "--hasher", "pbkdf2_sha256")
+    assert document["hashers"][0]["ceiling"] is None
+    document = run_json(
+        capsys, tmp_path, "bench", "--profile", "4.2", "--hasher", "pbkdf2_sha1",
+        "--variant", "loopsafe", "--users", "2",
+    )  # fmt: skip
+    cost = document["hashers"][0]
+    assert 0 < cost["ceiling"] <= 1
+    assert cost["cpu_s_per_login_all_busy"] > 0

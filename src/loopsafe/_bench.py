@@ -36,13 +36,20 @@ import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from loopsafe import profiles
 from loopsafe._api import PasswordHash
 from loopsafe._hashers import verify_password
 from loopsafe._lag import LagSnapshot, LoopLagMonitor
-from loopsafe._measure import PeakRSS, bench_extra, cpu_seconds, lower_cost, machine_info
+from loopsafe._measure import (
+    PeakRSS,
+    bench_extra,
+    cpu_seconds,
+    cpu_seconds_all_busy,
+    lower_cost,
+    machine_info,
+)
 from loopsafe._pool import DEFAULT_NICE, HashPool, usable_cpus
 from loopsafe.exceptions import HasherNotAvailable
 
@@ -121,6 +128,10 @@ class BenchConfig:
         }
 
 
+#: Below this single-thread cost the all-cores-busy measurement would time thread starts.
+_CEILING_MIN_S: Final = 0.02
+
+
 @dataclass(frozen=True)
 class HasherCost:
     """What one login costs with a hasher, and the machine's limit that follows.
@@ -133,6 +144,12 @@ class HasherCost:
             (verify, plus the new hash with ``rehash``).
         capacity_per_s: Usable cores / ``cpu_s_per_login``: logins per second
             this machine could do at best.
+        cpu_s_per_login_all_busy: CPU seconds of one login while every usable
+            core runs one (see `cpu_seconds_all_busy`); None for logins under
+            20 ms, where starting the threads costs more than the login.
+        ceiling: ``cpu_s_per_login / cpu_s_per_login_all_busy``: the best
+            ratio any variant can reach here when every core is busy (1.0 on
+            a machine whose cores do not slow each other down), or None.
     """
 
     algorithm: str
@@ -140,6 +157,8 @@ class HasherCost:
     stored_params: dict[str, int]
     cpu_s_per_login: float
     capacity_per_s: float
+    cpu_s_per_login_all_busy: float | None = None
+    ceiling: float | None = None
 
 
 @dataclass(frozen=True)
@@ -507,16 +526,22 @@ def measure_cost(
 ) -> HasherCost:
     """Measure one single-threaded login's CPU seconds, and the capacity that follows."""
     password, encoded = account
-    if rehash:
-        cpu = cpu_seconds(lambda: facade.verify_and_update(password, encoded))
-    else:
-        cpu = cpu_seconds(lambda: verify_password(facade.hashers, password, encoded))
+
+    def login() -> object:
+        if rehash:
+            return facade.verify_and_update(password, encoded)
+        return verify_password(facade.hashers, password, encoded)
+
+    cpu = cpu_seconds(login)
+    busy = cpu_seconds_all_busy(login, usable_cpus()) if cpu >= _CEILING_MIN_S else None
     return HasherCost(
         algorithm=facade.preferred.algorithm,
         params=facade.preferred.params,
         stored_params=stored.params,
         cpu_s_per_login=cpu,
         capacity_per_s=usable_cpus() / cpu,
+        cpu_s_per_login_all_busy=busy,
+        ceiling=None if busy is None else min(1.0, cpu / busy),
     )
 
 

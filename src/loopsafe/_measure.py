@@ -41,6 +41,7 @@ __all__ = [
     "PeakRSS",
     "bench_extra",
     "cpu_seconds",
+    "cpu_seconds_all_busy",
     "lower_cost",
     "machine_info",
 ]
@@ -116,6 +117,35 @@ def cpu_seconds(fn: Callable[[], object], *, repeats: int = 3, warmups: int = 1)
         fn()
         costs.append(time.process_time() - start)
     # process_time has a coarse tick on some platforms: never report zero.
+    return max(statistics.median(costs), 1e-7)
+
+
+def cpu_seconds_all_busy(fn: Callable[[], object], workers: int, *, repeats: int = 2) -> float:
+    """Return the CPU seconds one call of ``fn`` takes while ``workers`` calls run at once.
+
+    The capacity rule (usable cores / single-thread CPU seconds) assumes a call
+    costs the same CPU whether it runs alone or with every core busy. Virtual
+    CPUs that share a physical core, memory bandwidth and clock boost make it
+    cost more; ``cpu_seconds(fn) / cpu_seconds_all_busy(fn, cores)`` is then the
+    best throughput ratio the machine allows any variant.
+
+    Args:
+        fn: The work, called with no arguments; it must release the GIL (a
+            hash does) or the threads only take turns.
+        workers: Calls at once (the usable cores).
+        repeats: Measured rounds; the median is returned.
+    """
+    if repeats < 1 or workers < 1:
+        raise ValueError("repeats and workers must be at least 1")
+    costs = []
+    for _ in range(repeats):
+        threads = [threading.Thread(target=fn) for _ in range(workers)]
+        start = time.process_time()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        costs.append((time.process_time() - start) / workers)
     return max(statistics.median(costs), 1e-7)
 
 

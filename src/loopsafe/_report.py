@@ -110,6 +110,10 @@ def bench_document(result: BenchResult, argv: Sequence[str]) -> dict[str, Any]:
             "stored_params": cost.stored_params,
             "cpu_s_per_login": round(cost.cpu_s_per_login, 5),
             "capacity_per_s": round(cost.capacity_per_s, 3),
+            "cpu_s_per_login_all_busy": None
+            if cost.cpu_s_per_login_all_busy is None
+            else round(cost.cpu_s_per_login_all_busy, 5),
+            "ceiling": None if cost.ceiling is None else round(cost.ceiling, 3),
         }
         for cost in result.costs
     ]

@@ -352,6 +352,13 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
     with display:
         result = run_bench(config, display)
     display.show(bench_table(result))
+    measured = [c for c in result.costs if c.ceiling is not None]
+    if measured:
+        ceilings = ", ".join(f"{c.algorithm} {c.ceiling:.2f}" for c in measured)
+        display.note(
+            "ceiling (single-thread CPU per login / CPU per login with every core busy: "
+            f"the best ratio this machine allows): {ceilings}"
+        )
     for algorithm, reason in result.skipped.items():
         display.note(f"skipped {algorithm}: {reason}")
     display.note(f"done in {result.elapsed_s:.1f} s")
