@@ -266,7 +266,7 @@ def test_lower_cost_hashes_need_an_update(hasher):
 )
 def test_recorded_command_leaves_out_where_output_goes(argv, command):
     """The JSON's command reproduces the figures without naming local output files."""
-    assert reproducing_command("bench", argv) == command
+    assert reproducing_command("loopsafe bench", argv) == command
 
 
 def test_cpu_with_every_core_busy():

@@ -666,6 +666,7 @@ def test_missing_libraries_name_the_extra():
         import sys
         sys.modules["argon2"] = sys.modules["bcrypt"] = None  # as if not installed
         from loopsafe import profiles, Argon2Hasher, BCryptHasher, HasherNotAvailable
+        from loopsafe import MCFBCryptHasher, PHCArgon2Hasher
         from loopsafe._hashers import verify_password
         WELL_FORMED = {
             "argon2": "argon2$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$" + "A" * 43,
@@ -690,6 +691,13 @@ def test_missing_libraries_name_the_extra():
                     assert f"pip install 'loopsafe[{extra}]'" in str(exc), str(exc)
                 else:
                     raise AssertionError("no HasherNotAvailable")
+        for reader, extra in ((PHCArgon2Hasher(), "argon2"), (MCFBCryptHasher(), "bcrypt")):
+            try:
+                reader.check_available()
+            except HasherNotAvailable as exc:
+                assert f"pip install 'loopsafe[{extra}]'" in str(exc), str(exc)
+            else:
+                raise AssertionError("no HasherNotAvailable from a reader")
         print(str(HasherNotAvailable.__mro__[0].__name__), "ok")
         """
     )

@@ -146,11 +146,13 @@ class TestLifespan:
     async def test_configures_stores_and_closes(self):
         """Startup configures the default pool and app.state; shutdown closes that pool."""
         ph = cheap()
-        app = Starlette(lifespan=lifespan(password_hash=ph, max_workers=1, max_queue_wait=2.5))
+        app = Starlette(
+            lifespan=lifespan(password_hash=ph, max_workers=1, max_queue_wait=2.5, nice=3)
+        )
         async with app.router.lifespan_context(app):
             pool = app.state.loopsafe_pool
             assert pool is loopsafe.default_pool()
-            assert (pool.max_workers, pool.max_queue_wait) == (1, 2.5)
+            assert (pool.max_workers, pool.max_queue_wait, pool.nice) == (1, 2.5, 3)
             assert app.state.password_hash is ph
             assert ph.verify("pw", await ph.ahash("pw"))
         assert pool.closed

@@ -49,6 +49,8 @@ from typing import Any
 
 import httpx
 
+from loopsafe._report import reproducing_command
+
 HERE = Path(__file__).resolve().parent
 #: Seconds to wait for the server to answer /health after it starts.
 START_TIMEOUT = 30.0
@@ -251,20 +253,6 @@ def _lag_max(phase: dict[str, Any]) -> str:
     return f"{lag['max_ms']:.1f}" if isinstance(lag, dict) else "-"
 
 
-def reproducing_command(argv: list[str]) -> str:
-    """Return this run's command line without ``--json FILE`` (where output goes, not what)."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif not arg.startswith("--json="):
-            kept.append(arg)
-    return " ".join(["python", "benchmarks/e2e/run.py", *kept])
-
-
 def show(results: list[dict[str, object]]) -> None:
     """Print one line per case (all times in ms but the burst's length)."""
     head = (
@@ -350,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "schema": SCHEMA,
             "kind": "e2e",
-            "command": reproducing_command(argv or sys.argv[1:]),
+            "command": reproducing_command("python benchmarks/e2e/run.py", argv or sys.argv[1:]),
             "machine": {
                 "usable_cpus": usable_cpus(),
                 "python": platform.python_version(),

@@ -41,6 +41,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import importlib
 import math
 import re
 import secrets
@@ -207,6 +208,18 @@ def _must_update_salt(salt: str, expected_entropy: int) -> bool:
     return len(salt) * _BITS_PER_SALT_CHAR < expected_entropy
 
 
+def _bcrypt_fields(algorithm: str, match: re.Match[str], low: int, high: int) -> dict[str, Any]:
+    """The decoded fields of a bcrypt string matched as (version, cost, salt, checksum)."""
+    algostr, work_factor, salt, checksum = match.groups()
+    return {
+        "algorithm": algorithm,
+        "algostr": algostr,
+        "checksum": checksum,
+        "salt": salt,
+        "work_factor": _int_field(work_factor.removeprefix("0"), low, high, "cost"),
+    }
+
+
 class Hasher(ABC):
     """A password hasher in one of Django's formats, or a reader of another library's.
 
@@ -235,6 +248,8 @@ class Hasher(ABC):
     salt_entropy: ClassVar[int] = 128
     #: (pip package, loopsafe extra) of the library this algorithm needs, if any.
     library: ClassVar[tuple[str, str] | None] = None
+    #: The module of that library, imported by `check_available`.
+    library_module: ClassVar[str | None] = None
 
     # -- the work, per algorithm -------------------------------------------------------
 
@@ -276,8 +291,11 @@ class Hasher(ABC):
         """What this format's encoded strings start with (`prefixes`, or ``algorithm$``)."""
         return cls.prefixes or (cls.algorithm + "$",)
 
-    def check_available(self) -> None:  # noqa: B027 - nothing to check without a library
+    def check_available(self) -> None:
         """Raise `HasherNotAvailable`, naming the extra to install, if the library is missing."""
+        if self.library_module is not None:
+            with self._importing():
+                importlib.import_module(self.library_module)
 
     @contextlib.contextmanager
     def _importing(self) -> Iterator[None]:
@@ -504,6 +522,7 @@ class Argon2Hasher(Hasher):
 
     algorithm: ClassVar[str] = "argon2"
     library: ClassVar[tuple[str, str] | None] = ("argon2-cffi", "argon2")
+    library_module: ClassVar[str | None] = "argon2"
     #: 2 GiB: RFC 9106's high-memory recommendation (argon2-cffi's
     #: ``RFC_9106_HIGH_MEMORY``), 20x Django's 100 MiB. A stored hash asking
     #: for more verifies as False without allocating.
@@ -558,11 +577,6 @@ class Argon2Hasher(Hasher):
             "memory_cost": self._memory_cost,
             "parallelism": self._parallelism,
         }
-
-    def check_available(self) -> None:
-        """Raise `HasherNotAvailable` if argon2-cffi is not installed."""
-        with self._importing():
-            import argon2  # noqa: F401 - imported to see that it can be
 
     def encode(self, password: str | bytes, salt: str) -> str:
         """Hash with ``salt`` as Django does (argon2id, the salt's bytes, a 32-byte hash).
@@ -659,6 +673,7 @@ class BCryptSHA256Hasher(Hasher):
 
     algorithm: ClassVar[str] = "bcrypt_sha256"
     library: ClassVar[tuple[str, str] | None] = ("bcrypt", "bcrypt")
+    library_module: ClassVar[str | None] = "bcrypt"
     #: Whether the password is SHA-256 pre-hashed (False: plain bcrypt).
     prehash: ClassVar[bool] = True
     #: Stored hashes above cost 16 (16x Django's 12: about 4 s here, where
@@ -681,11 +696,6 @@ class BCryptSHA256Hasher(Hasher):
     def params(self) -> dict[str, int]:
         """The log2 cost."""
         return {"rounds": self._rounds}
-
-    def check_available(self) -> None:
-        """Raise `HasherNotAvailable` if bcrypt is not installed."""
-        with self._importing():
-            import bcrypt  # noqa: F401 - imported to see that it can be
 
     def salt(self) -> str:
         """Return a bcrypt salt for this cost, such as ``$2b$12$`` and 22 characters."""
@@ -735,16 +745,7 @@ class BCryptSHA256Hasher(Hasher):
         match = _BCRYPT_DATA.fullmatch(data)
         if match is None:
             raise _BadHash("not '$2b$', a two-digit cost and 53 bcrypt characters")
-        algostr, work_factor, salt, checksum = match.groups()
-        return {
-            "algorithm": algorithm,
-            "algostr": algostr,
-            "checksum": checksum,
-            "salt": salt,
-            "work_factor": _int_field(
-                work_factor.removeprefix("0"), self.min_rounds, self.max_rounds, "cost"
-            ),
-        }
+        return _bcrypt_fields(algorithm, match, self.min_rounds, self.max_rounds)
 
     def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:  # noqa: ARG002 - the string is what bcrypt compares
         # Over 72 bytes, no plain bcrypt hash can hold the password: the answer
@@ -1026,6 +1027,7 @@ class PHCArgon2Hasher(_Reader):
     algorithm: ClassVar[str] = "phc_argon2"
     prefixes: ClassVar[tuple[str, ...]] = ("$argon2id$", "$argon2i$", "$argon2d$")
     library: ClassVar[tuple[str, str] | None] = ("argon2-cffi", "argon2")
+    library_module: ClassVar[str | None] = "argon2"
     #: `Argon2Hasher`'s bounds: a site that raises those raises these too.
     max_memory_cost: ClassVar[int] = Argon2Hasher.max_memory_cost
     max_time_cost: ClassVar[int] = Argon2Hasher.max_time_cost
@@ -1034,11 +1036,6 @@ class PHCArgon2Hasher(_Reader):
     min_salt_length: ClassVar[int] = Argon2Hasher.min_salt_length
     #: The C library's minimum tag length (``ARGON2_MIN_OUTLEN``).
     min_hash_length: ClassVar[int] = 4
-
-    def check_available(self) -> None:
-        """Raise `HasherNotAvailable` if argon2-cffi is not installed."""
-        with self._importing():
-            import argon2  # noqa: F401 - imported to see that it can be
 
     def _decode(self, encoded: str) -> dict[str, Any]:
         match = _PHC_ARGON2.fullmatch(encoded)
@@ -1097,6 +1094,7 @@ class MCFBCryptHasher(_Reader):
     algorithm: ClassVar[str] = "mcf_bcrypt"
     prefixes: ClassVar[tuple[str, ...]] = ("$2b$", "$2a$", "$2y$")
     library: ClassVar[tuple[str, str] | None] = ("bcrypt", "bcrypt")
+    library_module: ClassVar[str | None] = "bcrypt"
     #: `BCryptSHA256Hasher`'s bounds: a stored cost above 16 verifies as False
     #: without work (bcrypt itself would run cost 31, about 4 days).
     min_rounds: ClassVar[int] = BCryptSHA256Hasher.min_rounds
@@ -1105,27 +1103,13 @@ class MCFBCryptHasher(_Reader):
     #: libraries that made such hashes did (True), or answers False.
     truncate_long_passwords: ClassVar[bool] = True
 
-    def check_available(self) -> None:
-        """Raise `HasherNotAvailable` if bcrypt is not installed."""
-        with self._importing():
-            import bcrypt  # noqa: F401 - imported to see that it can be
-
     def _decode(self, encoded: str) -> dict[str, Any]:
         match = _MCF_BCRYPT.fullmatch(encoded)
         if match is None:
             raise _BadHash("not '$2b$', a two-digit cost and 53 bcrypt characters")
-        algostr, work_factor, salt, checksum = match.groups()
-        if salt[-1] not in _BCRYPT_SALT_LAST:
+        if match.group(3)[-1] not in _BCRYPT_SALT_LAST:
             raise _BadHash("the salt's last character sets bits bcrypt leaves unused")
-        return {
-            "algorithm": self.algorithm,
-            "algostr": algostr,
-            "checksum": checksum,
-            "salt": salt,
-            "work_factor": _int_field(
-                work_factor.removeprefix("0"), self.min_rounds, self.max_rounds, "cost"
-            ),
-        }
+        return _bcrypt_fields(self.algorithm, match, self.min_rounds, self.max_rounds)
 
     def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:  # noqa: ARG002 - the string is what bcrypt compares
         with self._importing():

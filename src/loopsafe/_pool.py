@@ -64,7 +64,7 @@ _EWMA_WEIGHT: Final = 0.2
 DEFAULT_NICE: Final = 10
 
 #: The highest nice value Linux knows.
-_MAX_NICE: Final = 19
+MAX_NICE: Final = 19
 
 
 def _lower_thread_priority(increment: int) -> None:
@@ -79,7 +79,7 @@ def _lower_thread_priority(increment: int) -> None:
     thread_id = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, thread_id)
-        os.setpriority(os.PRIO_PROCESS, thread_id, min(_MAX_NICE, current + increment))
+        os.setpriority(os.PRIO_PROCESS, thread_id, min(MAX_NICE, current + increment))
     except OSError as exc:  # pragma: no cover - e.g. a seccomp filter forbids it
         _log.debug("could not lower the worker thread's priority: %s", exc)
 
@@ -246,8 +246,8 @@ class HashPool:
             raise ValueError("max_pending must be at least 1")
         if isinstance(nice, bool) or not isinstance(nice, int):
             raise TypeError("nice must be an int")
-        if not 0 <= nice <= _MAX_NICE:
-            raise ValueError(f"nice must be between 0 and {_MAX_NICE}")
+        if not 0 <= nice <= MAX_NICE:
+            raise ValueError(f"nice must be between 0 and {MAX_NICE}")
         self._nice = nice
         self._max_workers = max_workers
         self._max_queue_wait = max_queue_wait

@@ -70,11 +70,16 @@ _VARIANT_COLOURS: Final = {
 _OUTPUT_OPTIONS: Final = {"--json": True, "--plot": True, "--no-progress": False}
 
 
-def reproducing_command(kind: str, argv: Sequence[str]) -> str:
-    """Return the command that reproduces a run's figures: its argv without output options.
+def reproducing_command(program: str, argv: Sequence[str]) -> str:
+    """Return the command that reproduces a run's figures: ``program`` and argv without output.
 
     ``--json FILE``, ``--plot FILE`` and ``--no-progress`` change where the
     figures go, not what they are (and a file name may be a local path).
+
+    Args:
+        program: What runs it, e.g. ``loopsafe bench`` or
+            ``python benchmarks/e2e/run.py``.
+        argv: The arguments after it.
     """
     kept: list[str] = []
     skip = False
@@ -87,14 +92,14 @@ def reproducing_command(kind: str, argv: Sequence[str]) -> str:
             skip = _OUTPUT_OPTIONS[name] and "=" not in arg
             continue
         kept.append(arg)
-    return " ".join(["loopsafe", kind, *kept])
+    return " ".join([program, *kept])
 
 
 def _header(kind: str, argv: Sequence[str], machine: dict[str, object]) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "kind": kind,
-        "command": reproducing_command(kind, argv),
+        "command": reproducing_command(f"loopsafe {kind}", argv),
         "machine": machine,
     }
 

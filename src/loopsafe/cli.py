@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._measure import MissingExtra
-from loopsafe._pool import DEFAULT_NICE, usable_cpus
+from loopsafe._pool import DEFAULT_NICE, MAX_NICE, usable_cpus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -46,7 +46,6 @@ _BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe")
 _STORM_VARIANTS: Final = ("sync_to_async", "loopsafe")
 _CALIBRATED: Final = ("pbkdf2_sha256", "argon2", "bcrypt_sha256", "scrypt")
 _PLOT_SUFFIXES: Final = (".png", ".svg", ".pdf")
-_MAX_NICE: Final = 19
 
 # What --quick changes, when the option itself is not given.
 _QUICK_USERS: Final = 8
@@ -106,8 +105,8 @@ def _nice(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if not 0 <= value <= _MAX_NICE:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {_MAX_NICE}, not {value}")
+    if not 0 <= value <= MAX_NICE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, not {value}")
     return value
 
 
@@ -118,7 +117,7 @@ def _nice_option(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_NICE,
         metavar="N",
         help=(
-            f"raise loopsafe's worker threads' nice value by N, 0-{_MAX_NICE} "
+            f"raise loopsafe's worker threads' nice value by N, 0-{MAX_NICE} "
             f"(default {DEFAULT_NICE}, as HashPool; Linux only)"
         ),
     )

@@ -29,7 +29,7 @@ from typing import Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._default import configure, default_pool
-from loopsafe._pool import DEFAULT_NICE, usable_cpus
+from loopsafe._pool import DEFAULT_NICE, MAX_NICE, usable_cpus
 
 __all__ = [
     "DEFAULTS",
@@ -110,8 +110,8 @@ def _parse(raw: object) -> LoopsafeSettings:
         raise _invalid("PATCH_AUTH", "True or False", patch_auth)
     workers = values["MAX_WORKERS"]
     nice = values["NICE"]
-    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:  # noqa: PLR2004 - Linux's range
-        raise _invalid("NICE", "an int from 0 to 19", nice)
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= MAX_NICE:
+        raise _invalid("NICE", f"an int from 0 to {MAX_NICE}", nice)
     return LoopsafeSettings(
         max_workers=None
         if workers is None
