@@ -132,7 +132,7 @@ if USE_LOOPSAFE:
     @app.post("/login")
     async def login(form: Credentials, ph: Hasher) -> dict[str, Any]:
         """Check a password off the loop; an unknown user costs one dummy hash, off the loop too."""
-        ph.pool.run_nowait_check()  # a full pool answers 503 before the database is asked
+        ph.pool.check_admission()  # a full pool answers 503 before the database is asked
         users = _users(app)
         stored = await run_in_threadpool(users.get_hash, form.username)
         if stored is None:

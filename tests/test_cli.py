@@ -14,11 +14,11 @@ import sys
 import pytest
 
 from loopsafe import profiles
-from loopsafe._measure import cpu_seconds, cpu_seconds_all_busy, lower_cost
-from loopsafe._pool import usable_cpus
-from loopsafe._report import reproducing_command
-from loopsafe._storm import poisson_arrivals, queue_budget
+from loopsafe._settings import usable_cpus
 from loopsafe.cli import main
+from loopsafe.cli._json import reproducing_command
+from loopsafe.cli._measure import cpu_seconds, cpu_seconds_all_busy, lower_cost
+from loopsafe.cli._storm import poisson_arrivals, queue_budget
 
 MACHINE_KEYS = {"usable_cpus", "cpu_count", "python", "platform", "date", "loopsafe"}
 LAG_KEYS = {"p50", "p99", "max"}

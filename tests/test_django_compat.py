@@ -18,7 +18,7 @@ import pytest
 
 import loopsafe
 from loopsafe import profiles
-from loopsafe._hashers import verify_password
+from loopsafe.hashers import verify_password
 
 VECTOR_DIR = pathlib.Path(__file__).with_name("vectors")
 VECTOR_FILES = sorted(VECTOR_DIR.glob("django-*.json"))
@@ -82,7 +82,7 @@ def test_vectors_verify_with_django_not_importable():
         import json, sys
         sys.modules["django"] = None  # any import of Django now raises ImportError
         from loopsafe import profiles, BCryptHasher, MD5Hasher
-        from loopsafe._hashers import identify_hasher
+        from loopsafe.hashers import identify_hasher
         hashers = [*profiles.CHEAP.hashers(), BCryptHasher(rounds=4), MD5Hasher()]
         count = 0
         for path in sys.argv[1:]:

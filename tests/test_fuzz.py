@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from _support import cheap_hashers, facade_for
 from loopsafe import PasswordHash, UnknownAlgorithm
-from loopsafe._hashers import identify_hasher
+from loopsafe.hashers import identify_hasher
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

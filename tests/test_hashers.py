@@ -28,7 +28,7 @@ from loopsafe import (
     UnknownAlgorithm,
     profiles,
 )
-from loopsafe._hashers import identify_hasher, verify_password
+from loopsafe.hashers import identify_hasher, verify_password
 
 #: Seconds within which a call that must do no work returns, even on a noisy
 #: 2-core machine. Unbounded work would take minutes to days.
@@ -667,7 +667,7 @@ def test_missing_libraries_name_the_extra():
         sys.modules["argon2"] = sys.modules["bcrypt"] = None  # as if not installed
         from loopsafe import profiles, Argon2Hasher, BCryptHasher, HasherNotAvailable
         from loopsafe import MCFBCryptHasher, PHCArgon2Hasher
-        from loopsafe._hashers import verify_password
+        from loopsafe.hashers import verify_password
         WELL_FORMED = {
             "argon2": "argon2$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$" + "A" * 43,
             "bcrypt": "bcrypt$$2b$04$" + "a" * 53,

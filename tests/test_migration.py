@@ -36,7 +36,7 @@ from loopsafe import (
     UnknownAlgorithm,
     profiles,
 )
-from loopsafe._hashers import identify_hasher, verify_password
+from loopsafe.hashers import identify_hasher, verify_password
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("argon2") is None, reason="needs argon2-cffi"),

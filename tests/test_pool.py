@@ -18,7 +18,14 @@ import anyio
 import pytest
 
 from _support import run_together
-from loopsafe import HashPool, LoopLagMonitor, Overloaded, PoolClosed, PoolStatistics
+from loopsafe import (
+    HashPool,
+    LoopLagMonitor,
+    Overloaded,
+    PoolClosed,
+    PoolStatistics,
+    usable_cpus,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -239,19 +246,108 @@ class TestAdmission:
         pool.close()
 
     async def test_check_without_admitting(self):
-        """run_nowait_check raises exactly when run would refuse, and admits nothing."""
+        """check_admission raises exactly when run would refuse, and admits nothing."""
         pool = HashPool(1, max_pending=1, max_queue_wait=None)
-        pool.run_nowait_check()
+        pool.check_admission()
         gate = Gate()
         async with anyio.create_task_group() as tg:
             tg.start_soon(pool.run, gate)
             await anyio.to_thread.run_sync(gate.started.wait)
             tg.start_soon(pool.run, gate)
             await _wait_for(lambda: pool.statistics().queued == 1)
+            events: list[str] = []
+            pool.add_listener(lambda event, _seconds: events.append(event))
             with pytest.raises(Overloaded):
-                pool.run_nowait_check()
+                pool.check_admission()
+            assert pool.statistics().rejected == 0  # a dry run counts nothing
+            assert events == []
+            with pytest.raises(Overloaded):
+                await pool.run(gate)
+            assert pool.statistics().rejected == 1  # a real refusal does
+            assert events == ["rejected"]
             gate.release.set()
         assert pool.statistics().admitted == 2
+        pool.close()
+
+
+class TestReconfigure:
+    """Writable bounds, like anyio's ``total_tokens``: the pool changes in place."""
+
+    async def test_raising_max_workers_starts_queued_calls(self):
+        """Raising max_workers on a busy pool starts the queued calls at once."""
+        pool = HashPool(1, max_queue_wait=None)
+        gate = Gate()
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(pool.run, gate, i)
+            await _wait_for(lambda: pool.statistics().queued == 2)
+            pool.max_workers = 3
+            await _wait_for(lambda: pool.statistics().running == 3)
+            gate.release.set()
+        stats = pool.statistics()
+        assert (stats.max_workers, stats.completed, stats.threads <= 3) == (3, 3, True)
+        pool.close()
+
+    async def test_lowering_max_workers_lets_running_calls_finish_and_starts_no_more(self):
+        """Lowered to 1 with 2 running: both finish, then at most 1 runs at a time."""
+        pool = HashPool(2, max_queue_wait=None)
+        gate = Gate()
+        peak = 0
+        lock = threading.Lock()
+        running = 0
+
+        def counted(value: int) -> int:
+            nonlocal peak, running
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            try:
+                return gate(value)
+            finally:
+                with lock:
+                    running -= 1
+
+        async with anyio.create_task_group() as tg:
+            for i in range(2):
+                tg.start_soon(pool.run, gate, i)
+            await _wait_for(lambda: pool.statistics().running == 2)
+            pool.max_workers = 1
+            for i in range(4):
+                tg.start_soon(pool.run, counted, i)
+            await _wait_for(lambda: pool.statistics().queued == 4)
+            gate.release.set()
+        assert peak == 1
+        stats = pool.statistics()
+        assert (stats.completed, stats.running, stats.queued) == (6, 0, 0)
+        await _wait_for(lambda: pool.statistics().threads <= 1)
+        pool.close()
+
+    @pytest.mark.parametrize(
+        ("attribute", "value", "error"),
+        [
+            pytest.param("max_workers", 0, ValueError, id="workers-zero"),
+            pytest.param("max_workers", 1.5, TypeError, id="workers-float"),
+            pytest.param("max_queue_wait", -1, ValueError, id="wait-negative"),
+            pytest.param("max_queue_wait", float("nan"), ValueError, id="wait-nan"),
+            pytest.param("max_queue_wait", "1", TypeError, id="wait-str"),
+            pytest.param("max_pending", 0, ValueError, id="pending-zero"),
+            pytest.param("max_pending", True, TypeError, id="pending-bool"),
+        ],
+    )
+    def test_bad_values_are_refused_and_change_nothing(self, attribute, value, error):
+        """A bad bound raises and leaves the pool as it was."""
+        pool = HashPool(2, max_queue_wait=1.0, max_pending=5)
+        before = (pool.max_workers, pool.max_queue_wait, pool.max_pending)
+        with pytest.raises(error):
+            setattr(pool, attribute, value)
+        assert (pool.max_workers, pool.max_queue_wait, pool.max_pending) == before
+        pool.close()
+
+    def test_none_workers_means_the_usable_cpus(self):
+        """max_workers = None is the same default as at construction."""
+        pool = HashPool(1)
+        pool.max_workers = None
+        assert pool.max_workers == usable_cpus()
         pool.close()
 
 
@@ -552,3 +648,35 @@ class TestListeners:
         assert await pool.run(abs, -5) == 5
         await _wait_for(lambda: any("listener" in r.message for r in caplog.records))
         pool.close()
+
+
+class TestBind:
+    """`loopsafe.bind`: keyword arguments through `HashPool.run` without showing them."""
+
+    async def test_binds_positional_and_keyword_arguments(self):
+        """The bound call gets every argument, and runs on the pool like any callable."""
+        import loopsafe
+
+        pool = HashPool(1)
+        bound = loopsafe.bind(int, "ff", base=16)
+        assert await pool.run(bound) == 255
+        pool.close()
+
+    def test_repr_hides_every_argument(self):
+        """The repr names the callable and counts the arguments; no value appears."""
+        import loopsafe
+
+        secret = "correct horse battery staple"
+        bound = loopsafe.bind(hashlib.sha256, secret.encode(), usedforsecurity=True)
+        text = repr(bound)
+        assert "sha256" in text
+        assert "2 arguments" in text
+        assert secret not in text
+        assert "correct" not in str(bound)
+
+    def test_refuses_what_is_not_callable(self):
+        """bind(non-callable) is a TypeError naming the type."""
+        import loopsafe
+
+        with pytest.raises(TypeError, match="str"):
+            loopsafe.bind("not callable")  # type: ignore[arg-type]

@@ -379,12 +379,44 @@ async def test_close_answers_queued_callers_with_pool_closed():
     with pytest.raises(PoolClosed, match="closed"):
         await pool.run(abs, 1)
     with pytest.raises(PoolClosed):
-        pool.run_nowait_check()
+        pool.check_admission()
+
+
+@pytest.mark.anyio
+async def test_configure_sets_bounds_in_place():
+    """configure() with new bounds keeps the same default pool: queued calls start, none is lost."""
+    import anyio
+
+    pool = loopsafe.configure(1, max_queue_wait=None)
+    release = threading.Event()
+    answers: list[int] = []
+
+    async def call(n: int) -> None:
+        answers.append(await pool.run(lambda n=n: release.wait(30) and n))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(3):
+                tg.start_soon(call, n)
+            with anyio.fail_after(10):
+                while pool.statistics().queued < 2:
+                    await anyio.sleep(0.01)
+            assert loopsafe.configure(3, max_queue_wait=None) is pool
+            with anyio.fail_after(10):
+                while pool.statistics().running < 3:
+                    await anyio.sleep(0.01)
+            release.set()
+        assert sorted(answers) == [0, 1, 2]
+        assert not pool.closed
+        assert pool.statistics().completed >= 3
+    finally:
+        release.set()
+        loopsafe.configure()
 
 
 @pytest.mark.anyio
 async def test_configure_drains_the_old_default_pool():
-    """configure() replaces the default pool; calls the old one admitted still get their answers."""
+    """configure() with another nice replaces the pool; the old one's calls still get answers."""
     import anyio
 
     old = loopsafe.configure(1, max_queue_wait=None)
@@ -401,8 +433,9 @@ async def test_configure_drains_the_old_default_pool():
             with anyio.fail_after(10):
                 while old.statistics().queued < 2:
                     await anyio.sleep(0.01)
-            new = loopsafe.configure()
+            new = loopsafe.configure(nice=0)
             assert default_pool() is new
+            assert new is not old
             assert old.closed
             release.set()
         assert sorted(answers) == [0, 1, 2]

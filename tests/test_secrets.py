@@ -286,7 +286,7 @@ async def test_pool_errors_never_show_the_password(leaks):
     # A closed pool.
     pool.close()
     await leaks.raises("closed", lambda: ph.averify(MARKER, stored))
-    leaks.raises_sync("closed nowait", pool.run_nowait_check)
+    leaks.raises_sync("closed nowait", pool.check_admission)
     leaks.check("statistics", pool.statistics())
     leaks.check("listener events", events)
     remove()

@@ -49,7 +49,7 @@ from typing import Any
 
 import httpx
 
-from loopsafe._report import reproducing_command
+from loopsafe.cli._json import reproducing_command
 
 HERE = Path(__file__).resolve().parent
 #: Seconds to wait for the server to answer /health after it starts.

@@ -1,17 +1,29 @@
 """loopsafe: password hashing that never blocks an async server.
 
 The public surface is re-exported here; the modules behind it are private
-(``loopsafe._pool``, ``loopsafe._hashers``...) except the ones users import by
+(``loopsafe._pool``, ``loopsafe.hashers``...) except the ones users import by
 name: `loopsafe.django`, `loopsafe.starlette`, `loopsafe.prometheus`,
 `loopsafe.testing`, `loopsafe.exceptions` and `loopsafe.profiles`.
 """
 
 from __future__ import annotations
 
-from loopsafe import profiles
+from loopsafe import hashers, profiles
 from loopsafe._api import PasswordHash
+from loopsafe._calls import bind
 from loopsafe._default import configure, default_pool
-from loopsafe._hashers import (
+from loopsafe._lag import LagSnapshot, LoopLagMonitor
+from loopsafe._pool import HashPool
+from loopsafe._settings import usable_cpus
+from loopsafe._statistics import PoolStatistics
+from loopsafe.exceptions import (
+    HasherNotAvailable,
+    LoopsafeError,
+    Overloaded,
+    PoolClosed,
+    UnknownAlgorithm,
+)
+from loopsafe.hashers import (
     Argon2Hasher,
     BCryptHasher,
     BCryptSHA256Hasher,
@@ -22,15 +34,6 @@ from loopsafe._hashers import (
     PBKDF2SHA1Hasher,
     PHCArgon2Hasher,
     ScryptHasher,
-)
-from loopsafe._lag import LagSnapshot, LoopLagMonitor
-from loopsafe._pool import HashPool, PoolStatistics, usable_cpus
-from loopsafe.exceptions import (
-    HasherNotAvailable,
-    LoopsafeError,
-    Overloaded,
-    PoolClosed,
-    UnknownAlgorithm,
 )
 
 __all__ = [
@@ -54,8 +57,10 @@ __all__ = [
     "PoolStatistics",
     "ScryptHasher",
     "UnknownAlgorithm",
+    "bind",
     "configure",
     "default_pool",
+    "hashers",
     "profiles",
     "usable_cpus",
 ]

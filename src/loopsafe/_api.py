@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from loopsafe import profiles
 from loopsafe._default import default_pool
-from loopsafe._hashers import Hasher, MCFBCryptHasher, PHCArgon2Hasher, verify_password
 from loopsafe.exceptions import HasherNotAvailable
+from loopsafe.hashers import Hasher, MCFBCryptHasher, PHCArgon2Hasher, verify_password
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -3,7 +3,7 @@
 One pool per process is the point: it is what bounds memory (Argon2 needs
 ~100 MiB per hash in flight) and what admission control measures. Everything
 that is not given a pool explicitly uses `default_pool()`; `configure()`
-replaces it, for example from Django settings or a Starlette lifespan.
+sets its bounds in place, for example from Django settings or a Starlette lifespan.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from loopsafe._pool import DEFAULT_NICE, HashPool
+from loopsafe._pool import HashPool
+from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -41,15 +42,19 @@ def default_pool() -> HashPool:
 def configure(
     max_workers: int | None = None,
     *,
-    max_queue_wait: float | None = 1.0,
-    max_pending: int = 1024,
+    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+    max_pending: int = DEFAULT_MAX_PENDING,
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
 ) -> HashPool:
-    """Replace the default pool with one built from these settings and return it.
+    """Set the default pool's bounds and return it.
 
-    The previous default pool is closed: calls it already admitted still run
-    and are answered, and new calls go to the new pool.
+    Bounds that can change on a live pool (``max_workers``, ``max_queue_wait``,
+    ``max_pending``) are set on the current default pool in place, like anyio's
+    writable ``total_tokens``: calls already admitted stay where they are, the
+    counters go on, and every integration keeps the same pool. Settings fixed at
+    a pool's birth (``executor``, ``nice``) replace it with a new pool when they
+    differ; the old one is closed after its admitted calls are answered.
 
     Args:
         max_workers: See `HashPool`.
@@ -59,10 +64,15 @@ def configure(
         nice: See `HashPool`.
 
     Returns:
-        The new default pool.
+        The default pool, now with these settings.
+
+    Raises:
+        TypeError: If a setting has the wrong type.
+        ValueError: If a bound is out of range.
     """
     global _pool
-    new = HashPool(
+    # Validate everything before changing anything.
+    candidate = HashPool(
         max_workers,
         max_queue_wait=max_queue_wait,
         max_pending=max_pending,
@@ -71,7 +81,20 @@ def configure(
         name="loopsafe-default",
     )
     with _lock:
-        old, _pool = _pool, new
+        current = _pool
+        if (
+            current is not None
+            and not current.closed
+            and executor is None
+            and current.uses_executor is False
+            and current.nice == nice
+        ):
+            candidate.close()
+            current.max_workers = max_workers
+            current.max_queue_wait = max_queue_wait
+            current.max_pending = max_pending
+            return current
+        old, _pool = current, candidate
     if old is not None:
         old.close(cancel_queued=False)
-    return new
+    return candidate

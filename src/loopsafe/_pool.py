@@ -22,10 +22,21 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopsafe import _waiting
+from loopsafe._calls import _CANCELLED, _DONE, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
+from loopsafe._settings import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_QUEUE_WAIT,
+    DEFAULT_NICE,
+    _checked_nice,
+    _checked_pending,
+    _checked_queue_wait,
+    _checked_workers,
+    _lower_thread_priority,
+)
+from loopsafe._statistics import PoolStatistics
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if sys.version_info >= (3, 11):
@@ -37,147 +48,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
 
-__all__ = ["HashPool", "PoolStatistics", "usable_cpus"]
+__all__ = ["HashPool"]
 
 _log = logging.getLogger("loopsafe.pool")
 
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-# Life of a call. QUEUED -> RUNNING -> DONE is the normal path; a caller that
-# stops waiting moves its call to CANCELLED or EXPIRED (from QUEUED it is then
-# removed and never runs; from RUNNING the worker finishes and drops the result).
-_QUEUED: Final = 0
-_RUNNING: Final = 1
-_DONE: Final = 2
-_CANCELLED: Final = 3
-_EXPIRED: Final = 4
-
 #: Weight of the newest sample in the service-time estimate (an exponentially
 #: weighted moving average): recent enough to follow a change of algorithm or
 #: machine load within a few calls, smooth enough to ignore one outlier.
 _EWMA_WEIGHT: Final = 0.2
-
-#: How much the workers' nice value is raised by default (Linux). The event
-#: loop's thread then wins the CPU from a hash whenever it wakes: with Argon2
-#: at Django's 8 lanes, 2 workers run 16 hashing threads against the loop's one.
-DEFAULT_NICE: Final = 10
-
-#: The highest nice value Linux knows.
-MAX_NICE: Final = 19
-
-
-def _lower_thread_priority(increment: int) -> None:
-    """Raise the calling thread's nice value by ``increment`` (Linux only; else nothing).
-
-    On Linux the nice value belongs to the thread, and threads it starts
-    (argon2's lanes) inherit it. Elsewhere ``setpriority`` would name a process,
-    so nothing is done. Raising it needs no privilege; failing is harmless.
-    """
-    if increment == 0 or not sys.platform.startswith("linux"):
-        return
-    thread_id = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, thread_id)
-        os.setpriority(os.PRIO_PROCESS, thread_id, min(MAX_NICE, current + increment))
-    except OSError as exc:  # pragma: no cover - e.g. a seccomp filter forbids it
-        _log.debug("could not lower the worker thread's priority: %s", exc)
-
-
-def usable_cpus() -> int:
-    """Return the number of CPUs this process may run on (affinity-aware)."""
-    if hasattr(os, "process_cpu_count"):  # Python 3.13+
-        count = os.process_cpu_count()
-    elif hasattr(os, "sched_getaffinity"):
-        count = len(os.sched_getaffinity(0))
-    else:  # pragma: no cover - macOS and Windows on Python < 3.13
-        count = os.cpu_count()
-    return max(1, count or 1)
-
-
-@dataclass(frozen=True)
-class PoolStatistics:
-    """A consistent snapshot of a pool's state, taken under its lock.
-
-    At every snapshot ``admitted == completed + cancelled + expired + running + queued``.
-
-    Attributes:
-        max_workers: Calls that may run at once.
-        threads: Worker threads alive now (started lazily, up to max_workers).
-        running: Calls running now.
-        queued: Calls admitted and waiting for a worker.
-        admitted: Calls accepted since the pool was made.
-        completed: Calls that ran and whose caller was answered (result or exception).
-        failed: Of ``completed``, those whose callable raised.
-        rejected: Calls refused at the door with `Overloaded`.
-        cancelled: Calls whose caller was cancelled (or the pool closed) first.
-        expired: Calls whose caller's deadline passed first.
-        abandoned: Calls that ran to the end for a caller that had already gone
-            (a cancelled or expired call that had already started). This is the
-            work wasted on callers who gave up.
-        mean_service_time: Mean seconds a call kept a worker busy, or None
-            before the first call finished.
-        estimated_wait: Seconds a call arriving now would wait for a worker.
-    """
-
-    max_workers: int
-    threads: int
-    running: int
-    queued: int
-    admitted: int
-    completed: int
-    failed: int
-    rejected: int
-    cancelled: int
-    expired: int
-    abandoned: int
-    mean_service_time: float | None
-    estimated_wait: float
-
-
-class _Hidden:
-    """A call's arguments, kept out of sight.
-
-    `HashPool.run` wraps its ``*args`` in one and deletes its own reference,
-    so no loopsafe frame holds a password in a plain local: error reporters
-    that capture frame locals (Sentry, rich's ``show_locals``) scrub
-    variables named ``password`` but not a tuple named ``args``, and they
-    show other objects by their repr, which this one keeps empty.
-    """
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: tuple[Any, ...]) -> None:
-        self.values = values
-
-    def __repr__(self) -> str:
-        return f"<{len(self.values)} arguments, hidden>"
-
-
-class _Call(Generic[T]):
-    """One admitted call: what to run, where to send the answer, and its state."""
-
-    __slots__ = ("args", "context", "deadline", "deliver", "fn", "state")
-
-    def __init__(
-        self,
-        fn: Callable[..., T],
-        args: _Hidden,
-        deliver: _waiting.Deliver,
-        deadline: float | None,
-        context: contextvars.Context | None,
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.deliver = deliver
-        self.deadline = deadline
-        self.context = context
-        self.state: int = _QUEUED
-
-    def __repr__(self) -> str:
-        # Never show args: they hold passwords.
-        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
-        return f"<loopsafe call {name} state={self.state}>"
 
 
 class HashPool:
@@ -225,33 +106,17 @@ class HashPool:
         self,
         max_workers: int | None = None,
         *,
-        max_queue_wait: float | None = 1.0,
-        max_pending: int = 1024,
+        max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+        max_pending: int = DEFAULT_MAX_PENDING,
         executor: Executor | None = None,
         nice: int = DEFAULT_NICE,
         name: str = "loopsafe",
     ) -> None:
         """Create a pool; its threads start lazily on first use."""
-        if max_workers is None:
-            max_workers = usable_cpus()
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-            raise TypeError("max_workers must be an int or None")
-        if max_workers < 1:
-            raise ValueError("max_workers must be at least 1")
-        if max_queue_wait is not None and not max_queue_wait > 0:
-            raise ValueError("max_queue_wait must be a positive number of seconds, or None")
-        if isinstance(max_pending, bool) or not isinstance(max_pending, int):
-            raise TypeError("max_pending must be an int")
-        if max_pending < 1:
-            raise ValueError("max_pending must be at least 1")
-        if isinstance(nice, bool) or not isinstance(nice, int):
-            raise TypeError("nice must be an int")
-        if not 0 <= nice <= MAX_NICE:
-            raise ValueError(f"nice must be between 0 and {MAX_NICE}")
-        self._nice = nice
-        self._max_workers = max_workers
-        self._max_queue_wait = max_queue_wait
-        self._max_pending = max_pending
+        self._max_workers = _checked_workers(max_workers)
+        self._max_queue_wait = _checked_queue_wait(max_queue_wait)
+        self._max_pending = _checked_pending(max_pending)
+        self._nice = _checked_nice(nice)
         self._executor = executor
         self._name = name
         self._reset_after_fork()
@@ -283,18 +148,45 @@ class HashPool:
 
     @property
     def max_workers(self) -> int:
-        """Calls that may run at once."""
+        """Calls that may run at once; writable like anyio's ``total_tokens`` (None: the CPUs).
+
+        Raising it lets queued calls start at once; lowering it lets the calls
+        running now finish and starts no new one until fewer than the new bound run.
+        """
         return self._max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int | None) -> None:
+        value = _checked_workers(value)
+        with self._cond:
+            self._max_workers = value
+            wanted = min(len(self._queue) - self._idle, value - len(self._threads))
+            for _ in range(wanted):
+                self._start_worker()
+            # Idle workers beyond a lowered bound wake up and exit.
+            self._cond.notify_all()
 
     @property
     def max_queue_wait(self) -> float | None:
-        """Longest estimated queue wait at which a call is admitted, in seconds."""
+        """Longest estimated queue wait at which a call is admitted, in seconds; writable."""
         return self._max_queue_wait
+
+    @max_queue_wait.setter
+    def max_queue_wait(self, value: float | None) -> None:
+        value = _checked_queue_wait(value)
+        with self._cond:
+            self._max_queue_wait = value
 
     @property
     def max_pending(self) -> int:
-        """Most calls that may wait in the queue at once."""
+        """Most calls that may wait in the queue at once; writable (calls queued stay)."""
         return self._max_pending
+
+    @max_pending.setter
+    def max_pending(self, value: int) -> None:
+        value = _checked_pending(value)
+        with self._cond:
+            self._max_pending = value
 
     @property
     def nice(self) -> int:
@@ -305,6 +197,11 @@ class HashPool:
     def name(self) -> str:
         """The pool's name, used in thread names, repr and metrics."""
         return self._name
+
+    @property
+    def uses_executor(self) -> bool:
+        """Whether calls are forwarded to an ``executor`` given at construction."""
+        return self._executor is not None
 
     @property
     def closed(self) -> bool:
@@ -331,9 +228,10 @@ class HashPool:
     ) -> T:
         """Run ``fn(*args)`` on a worker thread and return its result.
 
-        Use `functools.partial` to pass keyword arguments (like anyio's
-        ``to_thread.run_sync``: a ``ParamSpec`` cannot carry the keyword-only
-        ``timeout`` alongside the callable's own keywords).
+        Use `loopsafe.bind` to pass keyword arguments (like anyio's
+        ``to_thread.run_sync`` with ``functools.partial``: a ``ParamSpec``
+        cannot carry the keyword-only ``timeout`` alongside the callable's own
+        keywords). Unlike a partial, `bind` hides the arguments from its repr.
 
         The callable runs in a copy of the caller's `contextvars` context
         (unless an ``executor`` was given: contexts do not cross processes).
@@ -372,14 +270,16 @@ class HashPool:
             hidden.values = ()  # answered, refused or abandoned: let the password go
         return result
 
-    def run_nowait_check(self) -> None:
+    def check_admission(self) -> None:
         """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
 
         Handy before doing other expensive work for a request that will need the
-        pool anyway (a database query for the user, say). It admits nothing.
+        pool anyway (a database query for the user, say). A dry run: it admits
+        nothing, and counts nothing (``statistics().rejected`` and the
+        listeners see only real refusals).
         """
         with self._cond:
-            self._check_admission()
+            self._check_admission(count=False)
 
     def statistics(self) -> PoolStatistics:
         """Return a consistent snapshot of the pool's counters."""
@@ -489,20 +389,23 @@ class HashPool:
             return 0.0
         return self._service_ewma * (queued_ahead + 1) / self._max_workers
 
-    def _check_admission(self) -> None:
+    def _check_admission(self, *, count: bool = True) -> None:
         if self._closed:
             raise PoolClosed("the password hashing pool is closed")
         queued = len(self._queue)
         if queued >= self._max_pending:
-            self._reject(queued, self._estimate_wait(queued), queued - self._max_pending + 1)
+            self._reject(
+                queued, self._estimate_wait(queued), queued - self._max_pending + 1, count=count
+            )
         estimate = self._estimate_wait(queued)
         if self._max_queue_wait is not None and estimate > self._max_queue_wait:
             service = self._service_ewma or 0.0
             admissible = math.floor(self._max_queue_wait * self._max_workers / service) - 1
-            self._reject(queued, estimate, queued - max(admissible, 0))
+            self._reject(queued, estimate, queued - max(admissible, 0), count=count)
 
-    def _reject(self, queued: int, estimate: float, excess: int) -> None:
-        self._rejected += 1
+    def _reject(self, queued: int, estimate: float, excess: int, *, count: bool) -> None:
+        if count:
+            self._rejected += 1
         per_slot = (self._service_ewma or 0.05) / self._max_workers
         retry_after = round(max(excess, 1) * per_slot, 3)
         raise Overloaded(retry_after, estimated_wait=estimate, queued=queued)
@@ -570,11 +473,15 @@ class HashPool:
         while True:
             with cond:
                 self._idle += 1
-                while not self._queue and not self._closed:
+                while not self._closed and (not self._queue or self._running >= self._max_workers):
+                    if len(self._threads) > self._max_workers:
+                        break  # the bound was lowered: this thread is one too many
                     cond.wait()
                 self._idle -= 1
-                if not self._queue:  # closed and nothing left
+                surplus = len(self._threads) > self._max_workers and not self._closed
+                if surplus or not self._queue:  # lowered bound, or closed and nothing left
                     self._threads.discard(me)
+                    cond.notify()  # a sibling waiting for a free slot may now take one
                     waiters = self._take_drain_waiters() if not self._threads else []
                     break
                 call = self._queue.popleft()

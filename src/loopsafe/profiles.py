@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loopsafe._hashers import (
+from loopsafe.hashers import (
     Argon2Hasher,
     BCryptSHA256Hasher,
     Hasher,

@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
 from loopsafe._lag import LoopLagMonitor
-from loopsafe._pool import DEFAULT_NICE
+from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
@@ -137,16 +137,16 @@ def lifespan(
     *,
     password_hash: PasswordHash | None = None,
     max_workers: int | None = None,
-    max_queue_wait: float | None = 1.0,
-    max_pending: int = 1024,
+    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+    max_pending: int = DEFAULT_MAX_PENDING,
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
     monitor_lag: bool = False,
 ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
     """Return a lifespan that owns loopsafe's pool for the app's life, around the app's own.
 
-    At startup it replaces the default pool (`loopsafe.configure`) with one
-    built from these settings, stores the `PasswordHash` on
+    At startup it sets the default pool's bounds (`loopsafe.configure`)
+    from these settings, stores the `PasswordHash` on
     ``app.state.password_hash`` and the pool on ``app.state.loopsafe_pool``,
     optionally starts a `LoopLagMonitor` on ``app.state.loopsafe_lag``, and then
     enters ``app_lifespan`` (whose state, if it yields one, passes through

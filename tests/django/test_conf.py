@@ -29,12 +29,12 @@ def test_defaults_without_the_setting():
 
 
 def test_setting_changed_reconfigures_the_pool_and_back():
-    """Overriding LOOPSAFE rebuilds the default pool; leaving the override restores it."""
+    """Overriding LOOPSAFE sets the default pool's bounds in place; leaving it restores them."""
     old = loopsafe.default_pool()
     with override_settings(LOOPSAFE={"MAX_WORKERS": 1, "MAX_QUEUE_WAIT": 0.25, "MAX_PENDING": 7}):
         new = loopsafe.default_pool()
-        assert new is not old
-        assert old.closed
+        assert new is old  # reconfigured, not replaced: counters and listeners go on
+        assert not old.closed
         assert (new.max_workers, new.max_queue_wait, new.max_pending) == (1, 0.25, 7)
     restored = loopsafe.default_pool()
     assert (restored.max_workers, restored.max_queue_wait, restored.max_pending) == (2, None, 1024)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from loopsafe.django import _replaced
 from loopsafe.django._passwords import (
     acheck_user_password,
     arun_unknown_user_hasher,
@@ -36,13 +37,11 @@ def uses_stock_acheck_password(user: object) -> bool:
     """
     from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
 
-    from loopsafe.django import _patch  # noqa: PLC0415 - imports Django's models
-
     method = getattr(type(user), "acheck_password", None)
     if method is None:  # Django 4.2
         return True
-    stock = _patch.original(AbstractBaseUser, "acheck_password")
-    return method is stock or method is _patch.patched_user_acheck_password
+    stock = _replaced.original(AbstractBaseUser, "acheck_password")
+    return method is stock or method is _replaced.patched_user_acheck_password
 
 
 @hide_passwords

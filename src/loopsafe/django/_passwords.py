@@ -14,13 +14,14 @@ touches settings or models until a function is called.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from django.contrib.auth import hashers
 from django.utils.crypto import get_random_string
 from django.utils.version import get_complete_version
 from django.views.decorators.debug import sensitive_variables
 
+from loopsafe._calls import bind
 from loopsafe._default import default_pool
 
 if TYPE_CHECKING:
@@ -68,26 +69,6 @@ class PasswordHolder(Protocol):
 
     def asave(self, *, update_fields: list[str]) -> Awaitable[None]:
         """Save the given fields (Django's ``Model.asave``)."""
-
-
-class _Job(Generic[T]):
-    """A call for the pool whose repr never shows its arguments: they hold a password.
-
-    `functools.partial` would show them (in error reports' frame variables,
-    for one); this shows the function's name only.
-    """
-
-    __slots__ = ("_args", "_fn")
-
-    def __init__(self, fn: Callable[..., T], *args: Any) -> None:  # noqa: ANN401 - forwarded as given
-        self._fn = fn
-        self._args = args
-
-    def __call__(self) -> T:
-        return self._fn(*self._args)
-
-    def __repr__(self) -> str:
-        return f"<loopsafe.django job {self._fn.__qualname__}>"
 
 
 @hide_passwords
@@ -178,7 +159,7 @@ async def averify_password(
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
-    return await default_pool().run(_Job(_verify, password, encoded, preferred))
+    return await default_pool().run(bind(_verify, password, encoded, preferred))
 
 
 @hide_passwords
@@ -243,7 +224,7 @@ async def amake_password(
         return unusable
     if not isinstance(password, (bytes, str)):
         raise TypeError(f"Password must be a string or bytes, got {type(password).__qualname__}.")
-    return await default_pool().run(_Job(_make_password, password, salt, hasher))
+    return await default_pool().run(bind(_make_password, password, salt, hasher))
 
 
 @hide_passwords
@@ -286,7 +267,7 @@ async def acheck_user_password(user: PasswordHolder, raw_password: str | None) -
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
-    job = _Job(_verify_and_rehash, raw_password, user.password)
+    job = bind(_verify_and_rehash, raw_password, user.password)
     is_correct, new_encoded = await default_pool().run(job)
     if new_encoded is not None:
         user.password = new_encoded
@@ -310,4 +291,4 @@ async def arun_unknown_user_hasher(password: str) -> None:
     from django.contrib.auth import get_user_model  # noqa: PLC0415 - needs the app registry
 
     throwaway = get_user_model()()
-    await default_pool().run(_Job(_set_password, throwaway, password))
+    await default_pool().run(bind(_set_password, throwaway, password))

@@ -41,15 +41,15 @@ their own ``acheck_password``.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
+from loopsafe.django import _replaced
 from loopsafe.django._passwords import (
     acheck_password,
-    acheck_user_password,
     arun_unknown_user_hasher,
     hide_passwords,
 )
+from loopsafe.django._replaced import original, patched_user_acheck_password
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -61,23 +61,6 @@ __all__ = [
     "patched_user_acheck_password",
     "unpatch",
 ]
-
-_lock = threading.Lock()
-#: (owner, attribute) -> what was there before `patch`; empty when unpatched.
-_originals: dict[tuple[object, str], Any] = {}
-#: Marks an attribute that ``owner`` did not define itself (restored by deleting it).
-_ABSENT: Any = object()
-#: (owner, attribute) -> what `patch` put there.
-_replacements: dict[tuple[object, str], Any] = {}
-
-
-@hide_passwords
-async def patched_user_acheck_password(self: AbstractBaseUser, raw_password: str | None) -> bool:
-    """``AbstractBaseUser.acheck_password`` with verification and rehash on the loopsafe pool."""
-    return await acheck_user_password(self, raw_password)  # type: ignore[arg-type] # django-stubs types `password` as a field
-
-
-patched_user_acheck_password.__qualname__ = "AbstractBaseUser.acheck_password"
 
 
 @hide_passwords
@@ -129,11 +112,11 @@ def patch() -> tuple[str, ...]:
     Returns:
         What is patched now, as dotted names (empty on Django 4.2).
     """
-    with _lock:
-        if not _originals:
+    with _replaced.lock:
+        if not _replaced.originals:
             for (owner, attr), replacement in _targets().items():
-                _originals[owner, attr] = _own_attribute(owner, attr)
-                _replacements[owner, attr] = replacement
+                _replaced.originals[owner, attr] = _replaced.own_attribute(owner, attr)
+                _replaced.replacements[owner, attr] = replacement
                 setattr(owner, attr, replacement)
         return _names()
 
@@ -144,16 +127,16 @@ def unpatch() -> None:
     An attribute that someone else replaced after `patch` (a test's
     ``mock.patch``, say) is left as it is.
     """
-    with _lock:
-        for (owner, attr), saved in _originals.items():
-            if _own_attribute(owner, attr) is not _replacements[owner, attr]:
+    with _replaced.lock:
+        for (owner, attr), saved in _replaced.originals.items():
+            if _replaced.own_attribute(owner, attr) is not _replaced.replacements[owner, attr]:
                 continue
-            if saved is _ABSENT:
+            if saved is _replaced.ABSENT:
                 delattr(owner, attr)
             else:
                 setattr(owner, attr, saved)
-        _originals.clear()
-        _replacements.clear()
+        _replaced.originals.clear()
+        _replaced.replacements.clear()
 
 
 def patched() -> tuple[str, ...]:
@@ -161,23 +144,9 @@ def patched() -> tuple[str, ...]:
 
     For example ``django.contrib.auth.hashers.acheck_password``.
     """
-    with _lock:
+    with _replaced.lock:
         return _names()
 
 
-def original(owner: object, attr: str) -> Any:  # noqa: ANN401 - whatever Django had there
-    """Return Django's own ``owner.attr``: the saved one while patched, else the current one."""
-    with _lock:
-        saved = _originals.get((owner, attr), _ABSENT)
-    if saved is _ABSENT:
-        saved = _own_attribute(owner, attr)
-    return None if saved is _ABSENT else saved
-
-
-def _own_attribute(owner: object, attr: str) -> Any:  # noqa: ANN401
-    """The attribute as stored on ``owner`` itself (a function, not a bound method), or _ABSENT."""
-    return vars(owner).get(attr, _ABSENT)
-
-
 def _names() -> tuple[str, ...]:
-    return tuple(sorted(f"{_name(owner)}.{attr}" for owner, attr in _originals))
+    return tuple(sorted(f"{_name(owner)}.{attr}" for owner, attr in _replaced.originals))

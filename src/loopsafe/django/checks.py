@@ -143,14 +143,14 @@ def check_user_model(app_configs: object = None, **_: object) -> list[CheckMessa
     from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
     from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
 
-    from loopsafe.django import _patch  # noqa: PLC0415
+    from loopsafe.django import _replaced  # noqa: PLC0415
 
     try:
         user_model = get_user_model()
     except ImproperlyConfigured:
         return []  # Django reports a bad AUTH_USER_MODEL itself
     method = getattr(user_model, "acheck_password", None)
-    if method is None or method is not _patch.original(AbstractBaseUser, "acheck_password"):
+    if method is None or method is not _replaced.original(AbstractBaseUser, "acheck_password"):
         return []
     what = (
         "rehashes upgraded passwords on the event loop"

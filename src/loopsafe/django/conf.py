@@ -12,8 +12,8 @@ In ``settings.py``::
 
 Every key is optional. The app applies them when Django starts (its
 ``ready()``) and again whenever the setting changes (``override_settings`` in
-tests sends ``setting_changed``): the loopsafe default pool is rebuilt with
-`loopsafe.configure` when a pool key changed, and ``PATCH_AUTH`` patches or
+tests sends ``setting_changed``): the loopsafe default pool's bounds are set
+with `loopsafe.configure` when a pool key changed, and ``PATCH_AUTH`` patches or
 unpatches Django. An invalid value raises ``ImproperlyConfigured`` right then,
 so a typo cannot go unnoticed under an ASGI server, which runs no system
 checks; an unknown key is reported by the ``loopsafe.W005`` check.
@@ -29,7 +29,14 @@ from typing import Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._default import configure, default_pool
-from loopsafe._pool import DEFAULT_NICE, MAX_NICE, usable_cpus
+from loopsafe._settings import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_QUEUE_WAIT,
+    DEFAULT_NICE,
+    MAX_NICE,
+    usable_cpus,
+)
+from loopsafe.django import _patch
 
 __all__ = [
     "DEFAULTS",
@@ -43,8 +50,8 @@ __all__ = [
 #: Every key of ``settings.LOOPSAFE`` with its default.
 DEFAULTS: Final[dict[str, object]] = {
     "MAX_WORKERS": None,
-    "MAX_QUEUE_WAIT": 1.0,
-    "MAX_PENDING": 1024,
+    "MAX_QUEUE_WAIT": DEFAULT_MAX_QUEUE_WAIT,
+    "MAX_PENDING": DEFAULT_MAX_PENDING,
     "NICE": DEFAULT_NICE,
     "PATCH_AUTH": False,
 }
@@ -66,8 +73,8 @@ class LoopsafeSettings:
     """
 
     max_workers: int | None = None
-    max_queue_wait: float | None = 1.0
-    max_pending: int = 1024
+    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT
+    max_pending: int = DEFAULT_MAX_PENDING
     nice: int = DEFAULT_NICE
     patch_auth: bool = False
     explicit: bool = False
@@ -148,7 +155,7 @@ _apply_lock = threading.Lock()
 def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
     """Make the process match ``config``: the default pool's bounds and the patch.
 
-    The default pool is rebuilt (`loopsafe.configure`) only when its bounds
+    The default pool is reconfigured (`loopsafe.configure`) only when its bounds
     differ, so applying the same settings twice changes nothing; calls the old
     pool already admitted still finish there. Without ``settings.LOOPSAFE``
     the pool is left as it is (it may have been configured by hand), unless
@@ -158,8 +165,6 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
         config: The settings to apply.
         reconcile_pool: Rebuild the pool to match even if LOOPSAFE is unset.
     """
-    from loopsafe.django import _patch  # noqa: PLC0415 - imports Django's models
-
     with _apply_lock:
         pool = default_pool()
         current = (pool.max_workers, pool.max_queue_wait, pool.max_pending, pool.nice)

@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 from django.utils.version import get_complete_version, get_version
 
 from loopsafe._default import default_pool
-from loopsafe._pool import usable_cpus
+from loopsafe._settings import usable_cpus
 from loopsafe.django import _patch, conf
 from loopsafe.django.checks import TAG, hasher_memory
 

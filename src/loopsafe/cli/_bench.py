@@ -31,8 +31,6 @@ cold machine.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -40,9 +38,11 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from loopsafe import profiles
 from loopsafe._api import PasswordHash
-from loopsafe._hashers import verify_password
 from loopsafe._lag import LagSnapshot, LoopLagMonitor
-from loopsafe._measure import (
+from loopsafe._pool import HashPool
+from loopsafe._settings import DEFAULT_NICE, usable_cpus
+from loopsafe.cli._accounts import make_accounts, rotate, settle
+from loopsafe.cli._measure import (
     PeakRSS,
     bench_extra,
     cpu_seconds,
@@ -50,13 +50,13 @@ from loopsafe._measure import (
     lower_cost,
     machine_info,
 )
-from loopsafe._pool import DEFAULT_NICE, HashPool, usable_cpus
 from loopsafe.exceptions import HasherNotAvailable
+from loopsafe.hashers import verify_password
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from loopsafe._hashers import Hasher
+    from loopsafe.hashers import Hasher
 
 __all__ = [
     "ALGORITHMS",
@@ -372,26 +372,6 @@ class _Silent:
         pass
 
 
-def make_accounts(hasher: Hasher, users: int, distinct: int, workers: int) -> list[tuple[str, str]]:
-    """Return ``users`` (password, stored hash) pairs sharing ``distinct`` real hashes.
-
-    The hashes are made on ``workers`` threads (every hasher here releases the GIL).
-    """
-    passwords = [secrets.token_urlsafe(12) for _ in range(min(distinct, users))]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
-        encoded = list(executor.map(hasher.hash, passwords))
-    pairs = list(zip(passwords, encoded, strict=True))
-    return [pairs[i % len(pairs)] for i in range(users)]
-
-
-def rotate(items: Sequence[str], by: int) -> list[str]:
-    """Return ``items`` rotated left by ``by`` places (alternating the order of variants)."""
-    if not items:
-        return []
-    by %= len(items)
-    return [*items[by:], *items[:by]]
-
-
 def _login_function(
     variant: str, facade: PasswordHash, pool: HashPool | None, *, rehash: bool
 ) -> Callable[[str, str], Awaitable[tuple[bool, bool]]]:
@@ -471,17 +451,6 @@ async def _burst(
         if pool is not None:
             await pool.aclose()
     return list(outcomes), wall, cpu, lag
-
-
-async def settle(lag: LoopLagMonitor) -> None:
-    """Let the ticker record the wake-up it is owed before the monitor stops.
-
-    When the loop was blocked right up to the last answer (the ``blocking``
-    variant), the ticker's timer is overdue but its task has not run yet;
-    stopping the monitor now would cancel it and lose the one sample that
-    shows the stall. Two intervals of sleep let it run.
-    """
-    await asyncio.sleep(2 * lag.interval)
 
 
 def run_cell(

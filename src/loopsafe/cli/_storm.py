@@ -35,17 +35,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from loopsafe import profiles
-from loopsafe._bench import make_accounts, settle
-from loopsafe._hashers import verify_password
 from loopsafe._lag import LagSnapshot, LoopLagMonitor, percentile
-from loopsafe._measure import PeakRSS, bench_extra, cpu_seconds, machine_info
-from loopsafe._pool import DEFAULT_NICE, HashPool, usable_cpus
+from loopsafe._pool import HashPool
+from loopsafe._settings import DEFAULT_NICE, usable_cpus
+from loopsafe.cli._accounts import make_accounts, settle
+from loopsafe.cli._measure import PeakRSS, bench_extra, cpu_seconds, machine_info
 from loopsafe.exceptions import Overloaded
+from loopsafe.hashers import verify_password
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from loopsafe._hashers import Hasher
+    from loopsafe.hashers import Hasher
 
 __all__ = [
     "STORM_VARIANTS",

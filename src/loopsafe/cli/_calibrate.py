@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from loopsafe import profiles
-from loopsafe._hashers import (
+from loopsafe._settings import usable_cpus
+from loopsafe.cli._measure import cpu_seconds, machine_info
+from loopsafe.exceptions import HasherNotAvailable
+from loopsafe.hashers import (
     Argon2Hasher,
     BCryptSHA256Hasher,
     Hasher,
     PBKDF2Hasher,
     ScryptHasher,
 )
-from loopsafe._measure import cpu_seconds, machine_info
-from loopsafe._pool import usable_cpus
-from loopsafe.exceptions import HasherNotAvailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
-from loopsafe._pool import usable_cpus
+from loopsafe._settings import usable_cpus
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
 
-    from loopsafe._hashers import Hasher
+    from loopsafe.hashers import Hasher
 
 __all__ = [
     "BENCH_EXTRA_HINT",
@@ -159,7 +159,7 @@ def lower_cost(hasher: Hasher) -> Hasher:
     profile) the stored hash costs a step *more*, which needs an update too.
     """
     # Imported here: the hashers' module is only needed once a run starts.
-    from loopsafe._hashers import (  # noqa: PLC0415
+    from loopsafe.hashers import (  # noqa: PLC0415
         Argon2Hasher,
         BCryptSHA256Hasher,
         PBKDF2Hasher,
