@@ -5,6 +5,7 @@ Nothing here is a fixture: plain functions, so a test reads top to bottom.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -226,3 +227,35 @@ def run_together(work: Callable[[int], object], threads: int = 8) -> None:
         sys.setswitchinterval(old)
     if errors:
         raise errors[0]
+
+
+class Gate:
+    """A callable that holds its worker until released, counting how often it started."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object = None) -> object:
+        with self._lock:
+            self.calls += 1
+        self.started.set()
+        if not self.release.wait(timeout=30):
+            raise RuntimeError("gate never released")
+        return value
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll a thread-side condition from async code, failing after ``timeout`` seconds."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.002)
+
+
+def pbkdf2(iterations: int, password: bytes = b"correct horse") -> str:
+    """A real CPU-bound hash (hashlib releases the GIL while it runs)."""
+    return hashlib.pbkdf2_hmac("sha256", password, b"salt" * 4, iterations).hex()

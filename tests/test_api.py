@@ -192,3 +192,47 @@ async def test_40_real_pbkdf2_verifications_do_not_block_the_loop(anyio_backend)
     # total would be one long stall. Off the loop, lag is scheduling noise.
     assert worst < total / 20, f"worst lag {worst:.3f}s over {total:.1f}s of hashing"
     assert worst < 0.25, f"worst lag {worst:.3f}s"
+
+
+class TestUnknownFormats:
+    """A hash no configured hasher reads verifies False, and the reason still reaches the user."""
+
+    BARE_BCRYPT = "$2b$04$" + "a" * 21 + "." + "b" * 31
+
+    def test_identify_names_the_missing_reader(self):
+        """identify() raises UnknownAlgorithm whose message names the hasher to add."""
+        from loopsafe import PBKDF2Hasher, UnknownAlgorithm
+
+        ph = PasswordHash([PBKDF2Hasher(iterations=1000)])
+        with pytest.raises(UnknownAlgorithm, match=r"add MCFBCryptHasher\(\)") as info:
+            ph.identify(self.BARE_BCRYPT)
+        assert self.BARE_BCRYPT not in str(info.value)
+        assert ph.identify("pbkdf2_sha256$1000$salt$hash") is ph.preferred
+        with pytest.raises(TypeError):
+            ph.identify(None)  # type: ignore[arg-type]
+
+    def test_verify_logs_the_reason_once(self, caplog):
+        """The first unreadable-format verification logs the hint; repeats stay quiet."""
+        from loopsafe import PBKDF2Hasher
+        from loopsafe.hashers import _identify
+
+        _identify._reported.clear()
+        ph = PasswordHash([PBKDF2Hasher(iterations=1000)])
+        with caplog.at_level("WARNING", logger="loopsafe.hashers"):
+            assert ph.verify("pw", self.BARE_BCRYPT) is False
+            assert ph.verify("pw", self.BARE_BCRYPT) is False
+        records = [r for r in caplog.records if r.name == "loopsafe.hashers"]
+        assert len(records) == 1
+        assert "MCFBCryptHasher" in records[0].getMessage()
+        assert self.BARE_BCRYPT not in records[0].getMessage()
+
+    def test_plaintext_stored_by_mistake_is_not_logged(self, caplog):
+        """A stored string that is no known format is reported without quoting any of it."""
+        from loopsafe import PBKDF2Hasher
+        from loopsafe.hashers import _identify
+
+        _identify._reported.clear()
+        ph = PasswordHash([PBKDF2Hasher(iterations=1000)])
+        with caplog.at_level("WARNING", logger="loopsafe.hashers"):
+            assert ph.verify("pw", "hunter2$plaintext") is False
+        assert "hunter2" not in caplog.text

@@ -17,7 +17,7 @@ import time
 import anyio
 import pytest
 
-from _support import run_together
+from _support import Gate, pbkdf2, run_together, wait_until
 from loopsafe import (
     HashPool,
     LoopLagMonitor,
@@ -30,39 +30,10 @@ from loopsafe import (
 pytestmark = pytest.mark.anyio
 
 
-def _pbkdf2(iterations: int) -> bytes:
-    """A real CPU-bound hash (hashlib releases the GIL while it runs)."""
-    return hashlib.pbkdf2_hmac("sha256", b"correct horse", b"salt" * 4, iterations)
-
-
 def _assert_consistent(stats: PoolStatistics) -> None:
     assert stats.admitted == (
         stats.completed + stats.cancelled + stats.expired + stats.running + stats.queued
     ), stats
-
-
-class Gate:
-    """A callable that blocks its worker until released, and counts how often it started."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Event()
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, value: int = 0) -> int:
-        with self._lock:
-            self.calls += 1
-        self.started.set()
-        if not self.release.wait(timeout=30):
-            raise RuntimeError("gate never released")
-        return value
-
-
-async def _wait_for(predicate, timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.002)
 
 
 class TestRun:
@@ -126,7 +97,7 @@ class TestRun:
             tg.start_soon(pool.run, gate, 1)
             await anyio.to_thread.run_sync(gate.started.wait)
             tg.start_soon(functools.partial(pool.run, hashlib.sha256, b"hunter2-marker"))
-            await _wait_for(lambda: pool.statistics().queued == 1)
+            await wait_until(lambda: pool.statistics().queued == 1)
             assert "hunter2-marker" not in repr(pool)
             assert all("hunter2" not in repr(call) for call in pool._queue)
             gate.release.set()
@@ -186,7 +157,7 @@ class TestLoopStaysFree:
         start = time.perf_counter()
         async with LoopLagMonitor() as lag, anyio.create_task_group() as tg:
             for _ in range(40):
-                tg.start_soon(pool.run, _pbkdf2, iterations)
+                tg.start_soon(pool.run, pbkdf2, iterations)
         elapsed = time.perf_counter() - start
         worst = lag.snapshot().max
         # Hashing on the loop would show one sample as long as a hash
@@ -236,7 +207,7 @@ class TestAdmission:
             await anyio.to_thread.run_sync(gate.started.wait)
             for i in (1, 2):
                 tg.start_soon(pool.run, gate, i)
-            await _wait_for(lambda: pool.statistics().queued == 2)
+            await wait_until(lambda: pool.statistics().queued == 2)
             with pytest.raises(Overloaded) as info:
                 await pool.run(gate, 9)
             assert info.value.queued == 2
@@ -254,7 +225,7 @@ class TestAdmission:
             tg.start_soon(pool.run, gate)
             await anyio.to_thread.run_sync(gate.started.wait)
             tg.start_soon(pool.run, gate)
-            await _wait_for(lambda: pool.statistics().queued == 1)
+            await wait_until(lambda: pool.statistics().queued == 1)
             events: list[str] = []
             pool.add_listener(lambda event, _seconds: events.append(event))
             with pytest.raises(Overloaded):
@@ -280,9 +251,9 @@ class TestReconfigure:
         async with anyio.create_task_group() as tg:
             for i in range(3):
                 tg.start_soon(pool.run, gate, i)
-            await _wait_for(lambda: pool.statistics().queued == 2)
+            await wait_until(lambda: pool.statistics().queued == 2)
             pool.max_workers = 3
-            await _wait_for(lambda: pool.statistics().running == 3)
+            await wait_until(lambda: pool.statistics().running == 3)
             gate.release.set()
         stats = pool.statistics()
         assert (stats.max_workers, stats.completed, stats.threads <= 3) == (3, 3, True)
@@ -310,16 +281,16 @@ class TestReconfigure:
         async with anyio.create_task_group() as tg:
             for i in range(2):
                 tg.start_soon(pool.run, gate, i)
-            await _wait_for(lambda: pool.statistics().running == 2)
+            await wait_until(lambda: pool.statistics().running == 2)
             pool.max_workers = 1
             for i in range(4):
                 tg.start_soon(pool.run, counted, i)
-            await _wait_for(lambda: pool.statistics().queued == 4)
+            await wait_until(lambda: pool.statistics().queued == 4)
             gate.release.set()
         assert peak == 1
         stats = pool.statistics()
         assert (stats.completed, stats.running, stats.queued) == (6, 0, 0)
-        await _wait_for(lambda: pool.statistics().threads <= 1)
+        await wait_until(lambda: pool.statistics().threads <= 1)
         pool.close()
 
     @pytest.mark.parametrize(
@@ -387,7 +358,7 @@ class TestCancellation:
         assert time.perf_counter() - start < 1.0
         assert pool.statistics().running == 1
         gate.release.set()
-        await _wait_for(lambda: pool.statistics().running == 0)
+        await wait_until(lambda: pool.statistics().running == 0)
         stats = pool.statistics()
         assert (stats.cancelled, stats.abandoned, stats.completed) == (1, 1, 0)
         _assert_consistent(stats)
@@ -424,7 +395,7 @@ class TestDeadlines:
             await pool.run(gate, timeout=0.05)
         assert time.perf_counter() - start < 1.0
         gate.release.set()
-        await _wait_for(lambda: pool.statistics().running == 0)
+        await wait_until(lambda: pool.statistics().running == 0)
         stats = pool.statistics()
         assert (stats.expired, stats.abandoned) == (1, 1)
         pool.close()
@@ -448,7 +419,7 @@ class TestClose:
         async with anyio.create_task_group() as tg:
             for i in range(4):
                 tg.start_soon(one, i)
-            await _wait_for(lambda: pool.statistics().queued == 3)
+            await wait_until(lambda: pool.statistics().queued == 3)
             pool.close()
             gate.release.set()
         assert sum(isinstance(o, PoolClosed) for o in outcomes) == 3
@@ -486,7 +457,7 @@ class TestExecutor:
             pool = HashPool(1, executor=executor)
             pid = await pool.run(os.getpid)
             assert pid != os.getpid()
-            assert await pool.run(_pbkdf2, 1000) == _pbkdf2(1000)
+            assert await pool.run(pbkdf2, 1000) == pbkdf2(1000)
             assert pool.statistics().completed == 2
             pool.close()
 
@@ -550,7 +521,7 @@ def test_pool_survives_fork():
     if pid == 0:  # child
         code = 1
         try:
-            ok = asyncio.run(pool.run(_pbkdf2, 1000)) == _pbkdf2(1000)
+            ok = asyncio.run(pool.run(pbkdf2, 1000)) == pbkdf2(1000)
             code = 0 if ok else 2
         finally:
             os._exit(code)
@@ -605,11 +576,11 @@ class TestListeners:
             with pytest.raises(TimeoutError):
                 await pool.run(int, timeout=0.02)  # queued, then expired
             tg.start_soon(pool.run, gate)
-            await _wait_for(lambda: pool.statistics().queued == 1)
+            await wait_until(lambda: pool.statistics().queued == 1)
             with pytest.raises(Overloaded):
                 await pool.run(int)
             gate.release.set()
-        await _wait_for(lambda: len(events) >= 7)
+        await wait_until(lambda: len(events) >= 7)
         names = [name for name, _ in events]
         assert names.count("completed") == 3
         assert {"failed", "cancelled", "expired", "rejected"} <= set(names)
@@ -646,7 +617,7 @@ class TestListeners:
 
         pool.add_listener(broken)
         assert await pool.run(abs, -5) == 5
-        await _wait_for(lambda: any("listener" in r.message for r in caplog.records))
+        await wait_until(lambda: any("listener" in r.message for r in caplog.records))
         pool.close()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
-import threading
 import time
 
 import anyio
@@ -15,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import loopsafe
-from _support import run_child
+from _support import Gate, run_child, wait_until
 from loopsafe import HashPool, LoopLagMonitor, Overloaded, PasswordHash, profiles
 from loopsafe.prometheus import LoopsafeCollector, register, starlette_route
 
@@ -36,26 +35,6 @@ def scrape(registry: CollectorRegistry) -> dict[str, dict[tuple[tuple[str, str],
 def value(samples, name: str, pool: str = "default") -> float:
     """One pool's value of one sample name."""
     return samples[name][(("pool", pool),)]
-
-
-class Gate:
-    """A callable that holds its worker until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Event()
-
-    def __call__(self) -> None:
-        self.started.set()
-        if not self.release.wait(30):
-            raise RuntimeError("gate never released")
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    """Poll a thread-side condition."""
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
 
 
 class TestCollector:

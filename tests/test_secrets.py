@@ -57,6 +57,7 @@ class Leaks:
         self.found: list[str] = []
         self.checked = 0
         self.records: list[logging.LogRecord] = []
+        self._logged = 0
 
     def _scan(self, label: str, text: str) -> None:
         self.checked += 1
@@ -110,7 +111,18 @@ class Leaks:
         self.check(label, value)
 
     def assert_clean(self) -> None:
-        """Fail listing every leak found."""
+        """Scan the log records captured so far, then fail listing every leak found.
+
+        Each test calls it as its last step, so a leak fails the test itself
+        (the fixture checks again at teardown, for records logged after it).
+        """
+        formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+        for record in self.records[self._logged :]:
+            label = f"log {record.name}:{record.levelname}"
+            self.check(label, formatter.format(record))
+            self.check(f"{label} args", record.args)
+        self._logged = len(self.records)
+        assert self.checked > 0, "nothing was scanned: the test checked no text"
         assert not self.found, "the password leaked:\n" + "\n".join(self.found)
 
 
@@ -129,7 +141,6 @@ def leaks() -> Iterator[Leaks]:
     found = Leaks(MARKER)
     capture = _Capture()
     found.records = capture.records
-    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     loggers = [
         logging.getLogger(),
         *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict)),
@@ -147,12 +158,8 @@ def leaks() -> Iterator[Leaks]:
         for logger, level, propagate in saved:
             logger.setLevel(level)
             logger.propagate = propagate
-    for record in capture.records:
-        label = f"log {record.name}:{record.levelname}"
-        found.check(label, formatter.format(record))
-        found.check(f"{label} args", record.args)
-    report(f"secrets: {found.checked} texts scanned, {len(capture.records)} log records")
     found.assert_clean()
+    report(f"secrets: {found.checked} texts scanned, {len(capture.records)} log records")
 
 
 # -- the facade -------------------------------------------------------------------------
@@ -201,6 +208,7 @@ async def test_facade_never_shows_the_password(leaks, algorithm):
     leaks.check("pool", pool)
     leaks.check("statistics", pool.statistics())
     await pool.aclose()
+    leaks.assert_clean()
 
 
 @pytest.mark.parametrize("hasher", [pytest.param(h, id=h.algorithm) for h in cheap_hashers()])
@@ -223,6 +231,7 @@ def test_hashers_never_show_the_password(leaks, hasher):
         leaks.answer("verify broken", functools.partial(hasher.verify, MARKER, broken))
     for profile in (profiles.CHEAP, profiles.DEFAULT):
         leaks.check("profile", profile)
+    leaks.assert_clean()
 
 
 @pytest.mark.parametrize("call", ["hash", "ahash"])
@@ -292,6 +301,7 @@ async def test_pool_errors_never_show_the_password(leaks):
     remove()
     remove_broken()
     assert any(r.name == "loopsafe.pool" for r in leaks.records), "the listener failure was logged"
+    leaks.assert_clean()
 
 
 async def test_lag_monitor_and_default_pool_never_show_the_password(leaks):
@@ -309,6 +319,7 @@ async def test_lag_monitor_and_default_pool_never_show_the_password(leaks):
         ("default statistics", default_pool().statistics()),
     ):
         leaks.check(label, obj)
+    leaks.assert_clean()
 
 
 def test_asyncio_debug_mode_never_shows_the_password(leaks):
@@ -326,6 +337,7 @@ def test_asyncio_debug_mode_never_shows_the_password(leaks):
         await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(main(), debug=True)
+    leaks.assert_clean()
 
 
 LOOPSAFE_SOURCE = pathlib.Path(loopsafe.__file__).parent
@@ -469,3 +481,17 @@ def test_django_functions_never_show_the_password():
     if not figures["called"]:
         pytest.skip("loopsafe.django exports none of Django's password functions by name")
     assert not figures["leaked"], figures["leaked"]
+
+
+def test_the_leak_detector_finds_a_leak():
+    """The checker itself: a marker in a repr, an exception's args or a log record is found."""
+    found = Leaks(MARKER)
+    found.check("plain", "nothing here")
+    found.assert_clean()
+    found.check("exception", ValueError("x", MARKER))
+    with pytest.raises(AssertionError, match="leaked"):
+        found.assert_clean()
+    logged = Leaks(MARKER)
+    logged.records.append(logging.LogRecord("t", logging.INFO, __file__, 1, "%s", (MARKER,), None))
+    with pytest.raises(AssertionError, match="leaked"):
+        logged.assert_clean()

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from loopsafe import profiles
 from loopsafe._default import default_pool
 from loopsafe.exceptions import HasherNotAvailable
-from loopsafe.hashers import Hasher, MCFBCryptHasher, PHCArgon2Hasher, verify_password
+from loopsafe.hashers import (
+    Hasher,
+    MCFBCryptHasher,
+    PHCArgon2Hasher,
+    identify_hasher,
+    verify_password,
+)
+from loopsafe.hashers._fields import check_encoded_type, check_password_type
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -23,18 +30,6 @@ if TYPE_CHECKING:
     from loopsafe._pool import HashPool
 
 __all__ = ["PasswordHash"]
-
-
-def _check_password(password: object, *, allow_none: bool = False) -> None:
-    if password is None and allow_none:
-        return
-    if not isinstance(password, (str, bytes)):
-        raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
-
-
-def _check_encoded(encoded: object) -> None:
-    if encoded is not None and not isinstance(encoded, str):
-        raise TypeError(f"the encoded hash must be str, not {type(encoded).__name__}")
 
 
 class PasswordHash:
@@ -132,7 +127,7 @@ class PasswordHash:
         Raises:
             TypeError: If ``password`` is not str or bytes.
         """
-        _check_password(password)
+        check_password_type(password)
         if salt is None:
             return self.preferred.hash(password)
         return self.preferred.encode(password, salt)
@@ -144,8 +139,8 @@ class PasswordHash:
             TypeError: If ``password`` is not str, bytes or None, or ``hash``
                 is not str or None.
         """
-        _check_password(password, allow_none=True)
-        _check_encoded(hash)
+        check_password_type(password, allow_none=True)
+        check_encoded_type(hash, allow_none=True)
         ok, _ = verify_password(self.hashers, password, hash)
         return ok
 
@@ -161,12 +156,29 @@ class PasswordHash:
             hasher when ``ok`` and the old one used another algorithm or other
             parameters; otherwise None. Store it in place of the old one.
         """
-        _check_password(password, allow_none=True)
-        _check_encoded(hash)
+        check_password_type(password, allow_none=True)
+        check_encoded_type(hash, allow_none=True)
         ok, must_update = verify_password(self.hashers, password, hash)
         if ok and must_update and password is not None:
             return True, self.preferred.hash(password)
         return ok, None
+
+    def identify(self, hash: str) -> Hasher:  # noqa: A002 - pwdlib's name
+        """Return the configured hasher that reads ``hash``, or say why none does.
+
+        `verify` answers False for a hash no configured hasher reads, as Django
+        does; this is how to ask why (a migration script, a management check).
+        The first time such a hash is verified, the reason is also logged on
+        the ``loopsafe.hashers`` logger.
+
+        Raises:
+            TypeError: If ``hash`` is not a str.
+            UnknownAlgorithm: If no configured hasher reads it. The message
+                names the missing one when it is a format loopsafe knows
+                ("add PHCArgon2Hasher()"), and never quotes the hash.
+        """
+        check_encoded_type(hash)
+        return identify_hasher(self.hashers, hash)
 
     def verify_dummy(self) -> bool:
         """Spend one preferred-hasher hash and return False.
@@ -187,7 +199,7 @@ class PasswordHash:
         timeout: float | None = None,
     ) -> str:
         """`hash` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
-        _check_password(password)
+        check_password_type(password)
         if salt is None:
             return await self.pool.run(self.preferred.hash, password, timeout=timeout)
         return await self.pool.run(self.preferred.encode, password, salt, timeout=timeout)
@@ -200,8 +212,8 @@ class PasswordHash:
         timeout: float | None = None,
     ) -> bool:
         """`verify` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
-        _check_password(password, allow_none=True)
-        _check_encoded(hash)
+        check_password_type(password, allow_none=True)
+        check_encoded_type(hash, allow_none=True)
         return await self.pool.run(self.verify, password, hash, timeout=timeout)
 
     async def averify_and_update(
@@ -212,8 +224,8 @@ class PasswordHash:
         timeout: float | None = None,
     ) -> tuple[bool, str | None]:
         """`verify_and_update` on the pool, the upgraded hash included, as one call."""
-        _check_password(password, allow_none=True)
-        _check_encoded(hash)
+        check_password_type(password, allow_none=True)
+        check_encoded_type(hash, allow_none=True)
         return await self.pool.run(self.verify_and_update, password, hash, timeout=timeout)
 
     async def averify_dummy(self, *, timeout: float | None = None) -> bool:

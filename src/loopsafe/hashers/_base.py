@@ -19,9 +19,9 @@ from loopsafe.hashers._fields import (
     MAX_ENCODED_LENGTH,
     SALT_CHARS,
     _BadHash,
-    _check_encoded_type,
     _must_update_salt,
     _work_bytes,
+    check_encoded_type,
 )
 
 
@@ -142,7 +142,7 @@ class Hasher(ABC):
                 which, without quoting the string.
             HasherNotAvailable: If the algorithm's library is not installed.
         """
-        _check_encoded_type(encoded)
+        check_encoded_type(encoded)
         reason = None
         if len(encoded) > MAX_ENCODED_LENGTH:
             reason = f"longer than {MAX_ENCODED_LENGTH} characters"
@@ -163,10 +163,9 @@ class Hasher(ABC):
 
     def _parse(self, encoded: object) -> dict[str, Any] | None:
         """`decode`, or None for anything unreadable (a non-str other than None is a TypeError)."""
-        if encoded is None:
-            return None
+        check_encoded_type(encoded, allow_none=True)
         if not isinstance(encoded, str):
-            raise TypeError(f"the encoded hash must be str, not {type(encoded).__name__}")
+            return None  # None: nothing stored
         try:
             return self.decode(encoded)
         except ValueError:  # HasherNotAvailable is an ImportError: it goes through

@@ -61,18 +61,17 @@ def _password_bytes(password: object) -> bytes:
         TypeError: If ``password`` is neither str nor bytes.
         ValueError: If a str cannot be UTF-8 encoded (it holds lone surrogates).
     """
+    check_password_type(password)
     if isinstance(password, bytes):
         return password
-    if isinstance(password, str):
-        try:
-            return password.encode()
-        except UnicodeEncodeError:
-            # Raised below, outside the except block: a UnicodeEncodeError's
-            # args hold the whole password, and even a suppressed __context__
-            # keeps it reachable from the exception we raise.
-            pass
-        raise ValueError("password is not valid Unicode (it cannot be UTF-8 encoded)")
-    raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
+    try:
+        return str(password).encode()  # a str: check_password_type let nothing else by
+    except UnicodeEncodeError:
+        # Raised below, outside the except block: a UnicodeEncodeError's
+        # args hold the whole password, and even a suppressed __context__
+        # keeps it reachable from the exception we raise.
+        pass
+    raise ValueError("password is not valid Unicode (it cannot be UTF-8 encoded)")
 
 
 def _work_bytes(password: object) -> tuple[bytes, bool]:
@@ -92,7 +91,18 @@ def _work_bytes(password: object) -> tuple[bytes, bool]:
     return str(password).encode("utf-8", "surrogatepass"), False
 
 
-def _check_encoded_type(encoded: object) -> None:
+def check_password_type(password: object, *, allow_none: bool = False) -> None:
+    """Raise `TypeError` naming the type (never the value) unless ``password`` is str or bytes."""
+    if password is None and allow_none:
+        return
+    if not isinstance(password, (str, bytes)):
+        raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
+
+
+def check_encoded_type(encoded: object, *, allow_none: bool = False) -> None:
+    """Raise `TypeError` naming the type (never the value) unless ``encoded`` is a str."""
+    if encoded is None and allow_none:
+        return
     if not isinstance(encoded, str):
         raise TypeError(f"the encoded hash must be str, not {type(encoded).__name__}")
 

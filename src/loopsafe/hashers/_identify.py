@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 from typing import TYPE_CHECKING
 
 from loopsafe.exceptions import UnknownAlgorithm
@@ -15,7 +17,8 @@ if TYPE_CHECKING:
 from loopsafe.hashers._fields import (
     _DJANGO_ALGORITHMS,
     UNUSABLE_PASSWORD_PREFIX,
-    _check_encoded_type,
+    check_encoded_type,
+    check_password_type,
 )
 from loopsafe.hashers._readers import _READERS
 
@@ -35,7 +38,7 @@ def identify_hasher(hashers: Sequence[Hasher], encoded: str) -> Hasher:
             only when it is an algorithm Django ships or a bare format's, so a
             plaintext password stored by mistake never reaches a log.
     """
-    _check_encoded_type(encoded)
+    check_encoded_type(encoded)
     prefix, dollar, _ = encoded.partition("$")
     if dollar:
         for hasher in hashers:
@@ -79,10 +82,8 @@ def verify_password(
         ValueError: If ``hashers`` is empty or its first hasher is verify-only.
         HasherNotAvailable: If the hasher that must run needs a missing library.
     """
-    if password is not None and not isinstance(password, (str, bytes)):
-        raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
-    if encoded is not None:
-        _check_encoded_type(encoded)
+    check_password_type(password, allow_none=True)
+    check_encoded_type(encoded, allow_none=True)
     if not hashers:
         raise ValueError("verify_password needs at least one hasher")
     preferred = hashers[0]
@@ -92,7 +93,8 @@ def verify_password(
         return _fake_runtime(preferred)
     try:
         hasher = identify_hasher(hashers, encoded)
-    except UnknownAlgorithm:
+    except UnknownAlgorithm as unknown:
+        _report_unknown(unknown)
         return _fake_runtime(preferred)
     if not hasher.can_read(encoded):
         return _fake_runtime(preferred)
@@ -108,3 +110,27 @@ def _fake_runtime(preferred: Hasher) -> tuple[bool, bool]:
     # Django hashes get_random_string(40); token_urlsafe(30) is 40 characters.
     preferred.hash(secrets.token_urlsafe(30))
     return False, False
+
+
+_log = logging.getLogger("loopsafe.hashers")
+#: Messages already logged: each distinct hint once per process (its text never
+#: quotes a hash, and there are only as many as the formats loopsafe knows).
+_reported: set[str] = set()
+_reported_lock = threading.Lock()
+
+
+def _report_unknown(unknown: UnknownAlgorithm) -> None:
+    """Log, once per distinct message, why a stored hash matched no configured hasher.
+
+    `verify_password` answers False for such a hash, as Django does, so the
+    hint in the message ("add PHCArgon2Hasher()") would otherwise never reach
+    someone who migrated a table with an incomplete hasher list. The message
+    names an algorithm only when it is one Django ships or a bare format's
+    (`identify_hasher`), so no plaintext stored by mistake reaches the log.
+    """
+    message = str(unknown)
+    with _reported_lock:
+        if message in _reported:
+            return
+        _reported.add(message)
+    _log.warning("a stored hash matched no configured hasher and verified as False: %s", message)

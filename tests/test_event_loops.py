@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ import anyio
 import pytest
 import sniffio
 
+from _support import Gate, pbkdf2, wait_until
 from loopsafe import HashPool, Overloaded, PasswordHash, PBKDF2Hasher, PoolClosed, profiles
 
 pytestmark = pytest.mark.anyio
@@ -30,38 +30,10 @@ BACKENDS = {
 }
 
 
-class Gate:
-    """A callable that holds its worker until released, counting its runs."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Event()
-        self.runs = 0
-
-    def __call__(self, value: object = None) -> object:
-        self.runs += 1
-        self.started.set()
-        if not self.release.wait(30):
-            raise RuntimeError("gate never released")
-        return value
-
-
 def backend_name(anyio_backend) -> str:
     """asyncio, uvloop or trio, from the fixture's (name, options) pair."""
     name, options = anyio_backend
     return "uvloop" if options.get("use_uvloop") else name
-
-
-def pbkdf2(password: bytes, iterations: int) -> str:
-    """A real CPU-bound hash (hashlib releases the GIL while it runs)."""
-    return hashlib.pbkdf2_hmac("sha256", password, b"salt" * 4, iterations).hex()
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    """Poll a thread-side condition (bounded)."""
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.002)
 
 
 @pytest.fixture
@@ -89,7 +61,7 @@ class TestRun:
         """Results come back from the pool's own threads, never the loop's."""
         name = await pool.run(lambda: threading.current_thread().name)
         assert name.startswith(f"{pool.name}-worker-")
-        assert await pool.run(pbkdf2, b"pw", 1000) == pbkdf2(b"pw", 1000)
+        assert await pool.run(pbkdf2, 1000, b"pw") == pbkdf2(1000, b"pw")
 
     async def test_keywords_through_partial(self, pool):
         """Keyword arguments go through functools.partial."""
@@ -113,7 +85,7 @@ class TestRun:
         with pytest.raises(TimeoutError):
             await pool.run(gate, timeout=0.5)
         assert time.perf_counter() - start < 5
-        assert gate.runs == 1
+        assert gate.calls == 1
         gate.release.set()
         await wait_until(lambda: pool.statistics().abandoned == 1)
         assert pool.statistics().expired == 1
@@ -129,7 +101,7 @@ class TestRun:
             with pytest.raises(TimeoutError):
                 await single.run(queued, timeout=0.05)
             gate.release.set()
-        assert queued.runs == 0
+        assert queued.calls == 0
         assert single.statistics().expired == 1
         single.close()
 
@@ -167,7 +139,7 @@ class TestRun:
             with anyio.move_on_after(0.05):
                 await single.run(queued)
             gate.release.set()
-        assert queued.runs == 0
+        assert queued.calls == 0
         assert single.statistics().cancelled == 1
         single.close()
 
@@ -295,7 +267,7 @@ async def test_burst_of_real_hashes_keeps_every_loop_responsive(anyio_backend, p
     results: list[str] = []
 
     async def one(i: int) -> None:
-        results.append(await pool.run(pbkdf2, str(i).encode(), 100_000))
+        results.append(await pool.run(pbkdf2, 100_000, str(i).encode()))
 
     async with anyio.create_task_group() as tg:
         for i in range(30):
