@@ -66,6 +66,8 @@ class TestRetryAfter:
     def test_retry_after_seconds(self, retry_after, header):
         """retry_after_seconds turns the pool's float estimate into a valid header value."""
         assert retry_after_seconds(retry_after) == header
+        refusal = Overloaded(retry_after, estimated_wait=1.0, queued=1)
+        assert refusal.retry_after_header == str(header)  # the one rounding every integration uses
 
 
 class TestExceptionHandlers:

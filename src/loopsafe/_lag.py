@@ -21,10 +21,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     from typing_extensions import Self
 
-from loopsafe._waiting import current_library
+from loopsafe._waiting import current_library, sleep
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Sequence
     from types import TracebackType
 
 __all__ = ["LagSnapshot", "LoopLagMonitor", "percentile"]
@@ -168,13 +168,6 @@ class LoopLagMonitor:
 
     async def run(self) -> None:
         """Tick forever on the current loop; cancel the task to stop."""
-        sleep: Callable[[float], Awaitable[object]]
-        if current_library() == "trio":
-            import trio  # noqa: PLC0415 - only when trio runs
-
-            sleep = trio.sleep
-        else:
-            sleep = asyncio.sleep
         clock = time.perf_counter
         interval = self.interval
         self._started_at = clock()
@@ -205,7 +198,7 @@ class LoopLagMonitor:
         # Let the ticker take its first timestamp before the watched code runs
         # (trio may run other tasks first: yield until it has).
         for _ in range(100):
-            await (asyncio.sleep(0) if current_library() == "asyncio" else _trio_checkpoint())
+            await sleep(0)
             if self._ticking():
                 break
 
@@ -253,9 +246,3 @@ class LoopLagMonitor:
     ) -> None:
         """Stop ticking."""
         await self.stop()
-
-
-async def _trio_checkpoint() -> None:
-    import trio  # noqa: PLC0415
-
-    await trio.lowlevel.checkpoint()

@@ -55,6 +55,22 @@ def current_library() -> str:
     return "asyncio"
 
 
+async def sleep(seconds: float) -> None:
+    """Sleep on whichever loop runs this task (``asyncio.sleep`` or ``trio.sleep``).
+
+    ``sleep(0)`` is a checkpoint: it lets the loop's other tasks run.
+    """
+    if current_library() == "trio":
+        import trio  # noqa: PLC0415 - only when trio runs
+
+        if seconds <= 0:
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
 async def wait(
     admit: Callable[[Deliver], C],
     abandon: Callable[[C, bool], None],

@@ -19,6 +19,8 @@ algorithm names, counts and durations only.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "HasherNotAvailable",
     "LoopsafeError",
@@ -53,6 +55,17 @@ class Overloaded(LoopsafeError):
             f"password hashing is overloaded ({queued} calls queued, estimated wait "
             f"{estimated_wait:.2f}s); retry after {retry_after:.2f}s"
         )
+
+    @property
+    def retry_after_header(self) -> str:
+        """`retry_after` as an HTTP ``Retry-After`` value: whole seconds, rounded up, at least 1.
+
+        One rounding for every integration (Starlette, Django, Litestar,
+        aiohttp...); a non-finite estimate becomes 1.
+        """
+        if not math.isfinite(self.retry_after):
+            return "1"
+        return str(max(1, math.ceil(self.retry_after)))
 
     def __reduce__(self) -> tuple[object, ...]:
         """Pickle with keyword-only arguments (for process pools and logging handlers)."""

@@ -25,7 +25,6 @@ here imports FastAPI)::
 from __future__ import annotations
 
 import inspect
-import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -70,10 +69,11 @@ STATE_LAG: Final = "loopsafe_lag"
 
 
 def retry_after_seconds(retry_after: float) -> int:
-    """Return a ``Retry-After`` value: whole seconds, rounded up, at least 1."""
-    if not math.isfinite(retry_after):
-        return 1
-    return max(1, math.ceil(retry_after))
+    """Return a ``Retry-After`` value: whole seconds, rounded up, at least 1.
+
+    Kept for code that calls it; the one rounding is `Overloaded.retry_after_header`.
+    """
+    return int(Overloaded(retry_after, estimated_wait=0.0, queued=0).retry_after_header)
 
 
 async def overloaded_handler(_request: Request, exc: Exception) -> Response:
@@ -84,7 +84,7 @@ async def overloaded_handler(_request: Request, exc: Exception) -> Response:
     """
     if not isinstance(exc, Overloaded):
         raise exc
-    seconds = retry_after_seconds(exc.retry_after)
+    seconds = int(exc.retry_after_header)
     return JSONResponse(
         {"detail": "Password hashing is busy; retry later.", "retry_after": seconds},
         status_code=503,

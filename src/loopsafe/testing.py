@@ -24,7 +24,6 @@ It works on asyncio, uvloop and trio.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import gc
 import inspect
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from loopsafe._lag import LoopLagMonitor
-from loopsafe._waiting import current_library
+from loopsafe._waiting import sleep
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Generator
@@ -90,15 +89,6 @@ class LoopBlocked(AssertionError):
         )
 
 
-async def _sleep(seconds: float) -> None:
-    if current_library() == "trio":
-        import trio  # noqa: PLC0415 - only when trio runs
-
-        await trio.sleep(seconds)
-    else:
-        await asyncio.sleep(seconds)
-
-
 class _ResponsiveCheck(AbstractAsyncContextManager[LoopLagMonitor]):
     """The context manager behind `assert_loop_responsive`."""
 
@@ -115,7 +105,7 @@ class _ResponsiveCheck(AbstractAsyncContextManager[LoopLagMonitor]):
         monitor = self.monitor
         deadline = time.monotonic() + _CLOSING_TICK_BOUND
         while monitor.count <= count and time.monotonic() < deadline:
-            await _sleep(monitor.interval / 2)
+            await sleep(monitor.interval / 2)
 
     async def __aenter__(self) -> LoopLagMonitor:
         # A full collection of earlier garbage (in a long test session, hundreds

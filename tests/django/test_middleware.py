@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 
 import loopsafe
+from loopsafe import Overloaded
 from loopsafe.django.middleware import OverloadMiddleware
 
 pytestmark = pytest.mark.anyio
@@ -104,3 +106,27 @@ async def test_async_mode_is_detected_and_catches():
     response = await middleware(request)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "header"),
+    [
+        pytest.param(math.inf, "1", id="infinite-is-one"),
+        pytest.param(math.nan, "1", id="nan-is-one"),
+        pytest.param(0.2, "1", id="under-a-second-is-one"),
+        pytest.param(4.01, "5", id="rounds-up"),
+    ],
+)
+def test_retry_after_is_always_a_valid_header(retry_after, header, caplog):
+    """A non-finite or fractional estimate still becomes whole seconds, at least 1."""
+    from django.test import RequestFactory
+
+    from loopsafe.django.middleware import OverloadMiddleware
+
+    middleware = OverloadMiddleware(lambda request: None)
+    refusal = Overloaded(retry_after, estimated_wait=1.0, queued=2)
+    with caplog.at_level(logging.WARNING, logger="loopsafe.django"):
+        response = middleware.overloaded_response(RequestFactory().post("/login/"), refusal)
+    assert response.status_code == 503
+    assert response["Retry-After"] == header
+    assert f"Retry-After {header}s" in caplog.text

@@ -27,7 +27,8 @@ from loopsafe._default import default_pool
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-_DJANGO_VERSION = get_complete_version()
+#: The installed Django's version tuple, e.g. (5, 2, 19, 'final', 0): one reading for the package.
+DJANGO_VERSION = get_complete_version()
 
 __all__ = [
     "SENSITIVE",
@@ -56,7 +57,7 @@ def hide_passwords(func: F) -> F:
     thread included. Coroutine functions are marked on Django 5.0+ only (Django
     4.2's decorator would turn them into plain functions).
     """
-    if inspect.iscoroutinefunction(func) and _DJANGO_VERSION < (5, 0):
+    if inspect.iscoroutinefunction(func) and DJANGO_VERSION < (5, 0):
         return func
     return sensitive_variables(*SENSITIVE)(func)
 

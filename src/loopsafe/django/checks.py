@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING, Final
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
-from django.utils.version import get_complete_version, get_version
+from django.utils.version import get_version
 
 from loopsafe.django import conf
+from loopsafe.django._passwords import DJANGO_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from django.core.checks import CheckMessage
 
-_DJANGO_VERSION = get_complete_version()
 
 __all__ = [
     "ALL_CHECKS",
@@ -88,7 +88,7 @@ def check_async_auth_backends(app_configs: object = None, **_: object) -> list[C
 
     from loopsafe.django.backends import ModelBackend  # noqa: PLC0415
 
-    has_async_auth = _DJANGO_VERSION >= (5, 0)
+    has_async_auth = DJANGO_VERSION >= (5, 0)
     if has_async_auth and _patch_auth_on():
         return []
     blocking = []
@@ -121,7 +121,7 @@ def check_async_auth_backends(app_configs: object = None, **_: object) -> list[C
         what = (
             "rehashes upgraded passwords on the event loop and checks passwords without "
             "admission control"
-            if _DJANGO_VERSION >= (6, 0)
+            if DJANGO_VERSION >= (6, 0)
             else "hashes every password on the event loop, for unknown users too"
         )
         msg = (
@@ -137,7 +137,7 @@ def check_async_auth_backends(app_configs: object = None, **_: object) -> list[C
 
 def check_user_model(app_configs: object = None, **_: object) -> list[CheckMessage]:  # noqa: ARG001
     """W002: the user model's ``acheck_password`` is Django's, which hashes on the loop."""
-    if _DJANGO_VERSION < (5, 0) or _patch_auth_on():
+    if DJANGO_VERSION < (5, 0) or _patch_auth_on():
         return []
     from django.contrib.auth import get_user_model  # noqa: PLC0415
     from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
@@ -154,7 +154,7 @@ def check_user_model(app_configs: object = None, **_: object) -> list[CheckMessa
         return []
     what = (
         "rehashes upgraded passwords on the event loop"
-        if _DJANGO_VERSION >= (6, 0)
+        if DJANGO_VERSION >= (6, 0)
         else "hashes on the event loop"
     )
     return [

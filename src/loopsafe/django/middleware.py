@@ -15,7 +15,6 @@ the overload is logged once at WARNING on the ``loopsafe.django`` logger
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -88,10 +87,10 @@ class OverloadMiddleware:
             request: The request that was refused.
             exc: The refusal, with ``retry_after``, ``estimated_wait`` and ``queued``.
         """
-        retry_after = max(1, math.ceil(exc.retry_after))
+        retry_after = exc.retry_after_header
         _log.warning(
             "password hashing overloaded: answered 503 to %s %s (%d queued, estimated "
-            "wait %.2fs, Retry-After %ds)",
+            "wait %.2fs, Retry-After %ss)",
             request.method,
             request.path,
             exc.queued,
@@ -103,5 +102,5 @@ class OverloadMiddleware:
             status=503,
             content_type="text/plain; charset=utf-8",
         )
-        response["Retry-After"] = str(retry_after)
+        response["Retry-After"] = retry_after
         return response

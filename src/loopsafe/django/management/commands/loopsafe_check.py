@@ -20,17 +20,17 @@ from django.contrib.auth import hashers
 from django.core import checks
 from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
-from django.utils.version import get_complete_version, get_version
+from django.utils.version import get_version
 
 from loopsafe._default import default_pool
 from loopsafe._settings import usable_cpus
 from loopsafe.django import _patch, conf
+from loopsafe.django._passwords import DJANGO_VERSION
 from loopsafe.django.checks import TAG, hasher_memory
 
 if TYPE_CHECKING:
     from argparse import ArgumentParser
 
-_DJANGO_VERSION = get_complete_version()
 
 __all__ = ["Command"]
 
@@ -62,10 +62,10 @@ def _describe_backend(path: str) -> str:  # noqa: PLR0911 - one answer per kind 
         return "custom backend: not inspected"
     if _patch.patched():
         return "Django's, patched by PATCH_AUTH"
-    if _DJANGO_VERSION < (5, 0):
+    if DJANGO_VERSION < (5, 0):
         return "Django 4.2: no aauthenticate"
     return "Django's: hashes on the event loop" + (
-        " when rehashing" if _DJANGO_VERSION >= (6, 0) else ""
+        " when rehashing" if DJANGO_VERSION >= (6, 0) else ""
     )
 
 
