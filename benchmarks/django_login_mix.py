@@ -5,7 +5,7 @@ The mix, as in ``tests/django/test_login_mix.py`` but at Django's real costs
 ones, 5 unknown users, and 5 users whose stored hash has the previous Django
 release's PBKDF2 iterations, so the login must upgrade and save it. All 20
 ``aauthenticate`` calls are issued at once on one asyncio loop while a
-`loopsafe.LoopLagMonitor` ticks every 5 ms (the measure in MEASURE.md).
+`loopsafe.LoopLagMonitor` ticks every 5 ms (the loop-lag measure of docs/measuring.md).
 
 Variants, run in alternating order inside one process, ``--rounds`` times:
 

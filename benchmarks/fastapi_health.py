@@ -15,7 +15,7 @@ Variants (each a fresh uvicorn process on 127.0.0.1, on a free port, serving
 A separate load process (httpx) signs one user up, then sends 20 concurrent
 logins while probing /health every 10 ms until the burst is answered (bounded
 by count and time). Rounds rotate the variants' order; the summary gives the
-median over rounds of each figure, as MEASURE.md asks. The CPU cost of one
+median over rounds of each figure, as docs/measuring.md asks. The CPU cost of one
 verification with each parameter set is measured first, in this process,
 because the two libraries' defaults differ.
 

@@ -1,10 +1,10 @@
 """Overload soak: a minute at 4x capacity, and proof that nothing was lost or leaked.
 
-Measures capacity first (MEASURE.md: usable cores / CPU-seconds per hash),
+Measures capacity first (docs/measuring.md: usable cores / CPU-seconds per hash),
 then offers an open-loop Poisson stream of logins at ``--load`` times that
 rate to a `PasswordHash` on a `HashPool`, from three kinds of client:
 
-* fast clients, with a short timeout (2 s, MEASURE.md's reference client; in
+* fast clients, with a short timeout (2 s, the reference client of docs/measuring.md; in
   ``--quick`` it equals the queue budget, so calls admitted at its edge expire),
 * slow clients, with a long timeout (a batch job),
 * clients that cancel early (a user closing the tab).
@@ -63,7 +63,7 @@ class SoakConfig:
     load: float = 4.0
     fast_share: float = 0.5
     slow_share: float = 0.3  # the rest cancel early
-    fast_timeout: float = 2.0  # MEASURE.md's reference client timeout
+    fast_timeout: float = 2.0  # the reference client timeout (docs/measuring.md)
     slow_timeout: float = 30.0
     cancel_after: tuple[float, float] = (0.0, 0.5)
     wrong_share: float = 0.1
@@ -111,7 +111,7 @@ class SoakResult:
 
 
 def cpu_seconds_per_hash(hasher: Hasher, runs: int = 3) -> float:
-    """CPU seconds of one hash, per MEASURE.md: process_time, median of ``runs`` after a warm-up."""
+    """CPU seconds of one hash (docs/measuring.md): process_time, median of ``runs`` after warm-up."""
     encoded = hasher.hash(PASSWORD)
     hasher.verify(PASSWORD, encoded)
     costs = []

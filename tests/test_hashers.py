@@ -780,3 +780,20 @@ def test_marker_password_never_in_messages_or_reprs():
     leaks = [label for label, text in seen if MARKER in text]
     assert not leaks, leaks
     assert len(seen) > len(list(_marker_calls()))
+
+
+@pytest.mark.parametrize(
+    ("hasher", "expected"),
+    [
+        pytest.param(Argon2Hasher(), 102_400 * 1024, id="argon2-django-defaults-100-mib"),
+        pytest.param(
+            ScryptHasher(), 128 * 8 * (2**14 + 5), id="scrypt-django-defaults-16-mib-and-blocks"
+        ),
+        pytest.param(BCryptSHA256Hasher(), 4 * 1024, id="bcrypt-state"),
+        pytest.param(PBKDF2Hasher(), 0, id="pbkdf2-negligible"),
+        pytest.param(MD5Hasher(), 0, id="md5-negligible"),
+    ],
+)
+def test_memory_per_hash_is_declared_from_the_parameters(hasher, expected):
+    """Each hasher declares what one hash in flight holds, from its own parameters."""
+    assert hasher.memory_per_hash() == expected

@@ -45,7 +45,7 @@ __all__ = ["LoopBlocked", "assert_loop_responsive"]
 #: Default bound on loop lag, in seconds: far above a healthy loop's lag (well
 #: under a millisecond) and below one modern password hash (100 ms and more).
 DEFAULT_MAX_LAG = 0.05
-#: Default ticker interval, in seconds (the lag measure in MEASURE.md).
+#: Default ticker interval, in seconds (the loop-lag measure of docs/measuring.md).
 DEFAULT_INTERVAL = 0.005
 #: Longest wait, in seconds, for the ticker's closing sample at the end of a block.
 _CLOSING_TICK_BOUND = 5.0

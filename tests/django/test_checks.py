@@ -104,7 +104,11 @@ def test_hasher_memory_estimates():
     from django.contrib.auth import hashers
 
     assert loopsafe_checks.hasher_memory(hashers.Argon2PasswordHasher) == 102400 * 1024
-    assert loopsafe_checks.hasher_memory(hashers.ScryptPasswordHasher) == 16 * 1024 * 1024
+    scrypt = hashers.ScryptPasswordHasher
+    # The V array (128 r N) and the p blocks (128 r p): 16 MiB and a little at Django's defaults.
+    expected = 128 * scrypt.block_size * (scrypt.work_factor + scrypt.parallelism)
+    assert loopsafe_checks.hasher_memory(scrypt) == expected
+    assert 16 * 1024 * 1024 < expected < 17 * 1024 * 1024
     assert loopsafe_checks.hasher_memory(hashers.PBKDF2PasswordHasher) == 0
     assert loopsafe_checks.process_memory_limit() > 0
 

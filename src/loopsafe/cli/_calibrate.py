@@ -119,19 +119,8 @@ class CalibrateResult:
 
 
 def memory_per_hash(hasher: Hasher) -> int:
-    """Return the bytes one hash in flight needs, from its parameters.
-
-    Argon2: ``memory_cost`` KiB. scrypt: ``128 x r x (N + p)`` bytes (the V
-    array and the p blocks). bcrypt: its 4 KiB state. PBKDF2: a few hundred
-    bytes (reported as 0).
-    """
-    if isinstance(hasher, Argon2Hasher):
-        return hasher.memory_cost * 1024
-    if isinstance(hasher, ScryptHasher):
-        return 128 * hasher.block_size * (hasher.work_factor + hasher.parallelism)
-    if isinstance(hasher, BCryptSHA256Hasher):
-        return 4 * 1024
-    return 0
+    """Return the bytes one hash in flight needs, from its parameters (`Hasher.memory_per_hash`)."""
+    return hasher.memory_per_hash()
 
 
 def _measure(hasher: Hasher, repeats: int) -> tuple[float, float]:

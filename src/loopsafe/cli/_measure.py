@@ -1,6 +1,6 @@
 """Measurement primitives shared by ``loopsafe bench``, ``storm`` and ``calibrate``.
 
-Everything here follows the project's measuring rules (MEASURE.md): the CPU
+Everything here follows the measuring rules in docs/measuring.md: the CPU
 cost of one hash is the median ``time.process_time()`` of single-threaded calls
 after a warm-up (so Argon2's internal lanes count), the machine's limit is
 usable cores divided by that cost, and memory is the peak RSS during a run

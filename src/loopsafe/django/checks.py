@@ -34,6 +34,7 @@ from django.utils.version import get_version
 
 from loopsafe.django import conf
 from loopsafe.django._passwords import DJANGO_VERSION
+from loopsafe.hashers._scrypt import scrypt_memory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -207,8 +208,11 @@ def hasher_memory(hasher: object) -> int:
     if algorithm == "argon2":
         return int(getattr(hasher, "memory_cost", 0)) * 1024
     if algorithm == "scrypt":
-        # The V array of scrypt: 128 * r * N bytes.
-        return 128 * int(getattr(hasher, "block_size", 0)) * int(getattr(hasher, "work_factor", 0))
+        return scrypt_memory(
+            int(getattr(hasher, "work_factor", 0)),
+            int(getattr(hasher, "block_size", 0)),
+            int(getattr(hasher, "parallelism", 0)),
+        )
     return 0
 
 

@@ -84,6 +84,14 @@ class Hasher(ABC):
     def _harden(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> None:  # noqa: B027 - a no-op, like Django's, unless overridden
         """Spend the work an in-bounds stored hash is short of."""
 
+    def memory_per_hash(self) -> int:
+        """Bytes one hash with this hasher's parameters holds while it runs (0: negligible).
+
+        Argon2 declares ``memory_cost`` KiB, scrypt ``128 x r x (N + p)``
+        bytes, bcrypt its 4 KiB state; PBKDF2 and MD5 a few hundred bytes, 0.
+        """
+        return 0
+
     @property
     @abstractmethod
     def params(self) -> dict[str, int]:

@@ -37,9 +37,9 @@ class BCryptSHA256Hasher(Hasher):
     library_module: ClassVar[str | None] = "bcrypt"
     #: Whether the password is SHA-256 pre-hashed (False: plain bcrypt).
     prehash: ClassVar[bool] = True
-    #: Stored hashes above cost 16 (16x Django's 12: about 4 s here, where
-    #: cost 12 takes 0.24 s) verify as False without work; bcrypt itself
-    #: would run cost 31 (about 4 days).
+    #: Stored hashes above cost 16 (16x the work of Django's 12: the cost is
+    #: logarithmic) verify as False without work; bcrypt itself would run cost
+    #: 31, 2**19 times Django's work.
     max_rounds: ClassVar[int] = 16
     #: bcrypt's own minimum cost.
     min_rounds: ClassVar[int] = 4
@@ -52,6 +52,10 @@ class BCryptSHA256Hasher(Hasher):
     def rounds(self) -> int:
         """The log2 cost of new hashes."""
         return self._rounds
+
+    def memory_per_hash(self) -> int:
+        """Bcrypt's 4 KiB Blowfish state."""
+        return 4 * 1024
 
     @property
     def params(self) -> dict[str, int]:

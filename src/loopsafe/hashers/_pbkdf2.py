@@ -29,9 +29,8 @@ class PBKDF2Hasher(Hasher):
     #: The hashlib name of the PRF's digest.
     digest: ClassVar[str] = "sha256"
     #: Stored hashes above this verify as False without work. 13x Django
-    #: 6.1's default (about 5 s on one core of the test machine, where the
-    #: default takes 0.36 s) leaves room for a decade of Django's increases
-    #: and any site's own tuning, while a hostile 10**12 costs nothing.
+    #: 6.1's default (13x its time) leaves room for a decade of Django's
+    #: increases and any site's own tuning, while a hostile 10**12 costs nothing.
     max_iterations: ClassVar[int] = 20_000_000
 
     def __init__(self, *, iterations: int = 1_500_000) -> None:

@@ -156,7 +156,7 @@ class MCFBCryptHasher(_Reader):
     library: ClassVar[tuple[str, str] | None] = ("bcrypt", "bcrypt")
     library_module: ClassVar[str | None] = "bcrypt"
     #: `BCryptSHA256Hasher`'s bounds: a stored cost above 16 verifies as False
-    #: without work (bcrypt itself would run cost 31, about 4 days).
+    #: without work (bcrypt itself would run cost 31, 2**19 times Django's work).
     min_rounds: ClassVar[int] = BCryptSHA256Hasher.min_rounds
     max_rounds: ClassVar[int] = BCryptSHA256Hasher.max_rounds
     #: Whether a password over 72 bytes is checked on its first 72, as the
