@@ -111,7 +111,7 @@ class SoakResult:
 
 
 def cpu_seconds_per_hash(hasher: Hasher, runs: int = 3) -> float:
-    """CPU seconds of one hash (docs/measuring.md): process_time, median of ``runs`` after warm-up."""
+    """CPU seconds of one hash (docs/measuring.md): process_time, median of ``runs``."""
     encoded = hasher.hash(PASSWORD)
     hasher.verify(PASSWORD, encoded)
     costs = []
