@@ -68,7 +68,7 @@ __all__ = [
 
 def __getattr__(name: str) -> str:
     if name == "__version__":
-        from importlib.metadata import version  # noqa: PLC0415 - only when asked
+        from importlib.metadata import version
 
         return version("loopsafe")
     raise AttributeError(f"module 'loopsafe' has no attribute {name!r}")

@@ -184,7 +184,7 @@ class LoopLagMonitor:
             raise RuntimeError("this LoopLagMonitor is already running")
         self._started_at = None
         if current_library() == "trio":
-            import trio  # noqa: PLC0415
+            import trio
 
             nursery_manager = trio.open_nursery()
             nursery = await nursery_manager.__aenter__()

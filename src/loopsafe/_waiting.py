@@ -34,7 +34,7 @@ def current_library() -> str:
         RuntimeError: If called outside an async library loopsafe supports.
     """
     try:
-        import sniffio  # noqa: PLC0415 - optional; trio brings it
+        import sniffio
     except ImportError:  # pragma: no cover - sniffio comes with trio and anyio
         sniffio = None  # type: ignore[assignment]
     if sniffio is not None:
@@ -61,7 +61,7 @@ async def sleep(seconds: float) -> None:
     ``sleep(0)`` is a checkpoint: it lets the loop's other tasks run.
     """
     if current_library() == "trio":
-        import trio  # noqa: PLC0415 - only when trio runs
+        import trio
 
         if seconds <= 0:
             await trio.lowlevel.checkpoint()
@@ -145,7 +145,7 @@ async def _wait_trio(
     abandon: Callable[[C, bool], None],
     timeout: float | None,
 ) -> Any:  # noqa: ANN401
-    import trio  # noqa: PLC0415 - only when trio is the running library
+    import trio
 
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()

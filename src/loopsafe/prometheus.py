@@ -328,8 +328,8 @@ def starlette_route(
         ImportError: If Starlette is missing.
     """
     try:
-        from starlette.responses import Response  # noqa: PLC0415 - optional integration
-        from starlette.routing import Route  # noqa: PLC0415
+        from starlette.responses import Response
+        from starlette.routing import Route
     except ImportError as exc:  # pragma: no cover - starlette is installed in the test env
         raise ImportError(
             "starlette_route needs Starlette: pip install 'loopsafe[starlette]'"
@@ -355,7 +355,7 @@ def django_view(
         ImportError: If Django is missing.
     """
     try:
-        from django.http import HttpResponse, HttpResponseNotAllowed  # noqa: PLC0415
+        from django.http import HttpResponse, HttpResponseNotAllowed
     except ImportError as exc:  # pragma: no cover - Django is installed in the test env
         raise ImportError("django_view needs Django: pip install 'loopsafe[django]'") from exc
 

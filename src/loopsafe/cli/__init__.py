@@ -316,7 +316,7 @@ def _finish(
     document: dict[str, object],
     plot: Callable[[str, str], None] | None,
 ) -> None:
-    from loopsafe.cli._json import write_json  # noqa: PLC0415
+    from loopsafe.cli._json import write_json
 
     if args.json:
         write_json(document, args.json)
@@ -328,10 +328,10 @@ def _finish(
 
 
 def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
-    from loopsafe.cli._bench import BenchConfig, run_bench  # noqa: PLC0415
-    from loopsafe.cli._display import bench_table  # noqa: PLC0415
-    from loopsafe.cli._json import bench_document  # noqa: PLC0415
-    from loopsafe.cli._plots import bench_plot  # noqa: PLC0415
+    from loopsafe.cli._bench import BenchConfig, run_bench
+    from loopsafe.cli._display import bench_table
+    from loopsafe.cli._json import bench_document
+    from loopsafe.cli._plots import bench_plot
 
     profile = PROFILES[_pick(args.profile, quick=args.quick, quick_value="cheap", default="6.1")]
     config = BenchConfig(
@@ -373,14 +373,14 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
 
 
 def _run_storm(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
-    from loopsafe.cli._display import storm_table  # noqa: PLC0415
-    from loopsafe.cli._json import storm_document  # noqa: PLC0415
-    from loopsafe.cli._plots import storm_plot  # noqa: PLC0415
-    from loopsafe.cli._storm import StormConfig, expected_seconds, run_storm  # noqa: PLC0415
+    from loopsafe.cli._display import storm_table
+    from loopsafe.cli._json import storm_document
+    from loopsafe.cli._plots import storm_plot
+    from loopsafe.cli._storm import StormConfig, expected_seconds, run_storm
 
     hasher = None
     if args.quick and args.profile is None:
-        from loopsafe.cli._calibrate import pbkdf2_for  # noqa: PLC0415
+        from loopsafe.cli._calibrate import pbkdf2_for
 
         # The cheap profile's hashes take microseconds: the arrival rate would
         # measure the event loop, not the pool. Size PBKDF2 to ~20 ms instead.
@@ -423,13 +423,13 @@ def _run_storm(args: argparse.Namespace, argv: Sequence[str], display: Display) 
 
 
 def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
-    from loopsafe.cli._calibrate import (  # noqa: PLC0415
+    from loopsafe.cli._calibrate import (
         calibrate,
         django_settings_code,
         password_hash_code,
     )
-    from loopsafe.cli._display import calibrate_table  # noqa: PLC0415
-    from loopsafe.cli._json import calibrate_document  # noqa: PLC0415
+    from loopsafe.cli._display import calibrate_table
+    from loopsafe.cli._json import calibrate_document
 
     target_ms = _pick(args.target_ms, quick=args.quick, quick_value=_QUICK_TARGET_MS, default=250.0)
     if args.profile is not None:
@@ -485,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse exits for --help (0) and errors (2)
         return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
     try:
-        from loopsafe.cli._display import Display  # noqa: PLC0415
+        from loopsafe.cli._display import Display
 
         display = Display(stderr=args.json == "-", progress=not args.no_progress)
         status = _COMMANDS[args.command](args, arguments[1:], display)

@@ -391,7 +391,7 @@ def _login_function(
         return blocking
     if variant == "sync_to_async":
         with bench_extra("the sync_to_async variant"):
-            from asgiref.sync import sync_to_async  # noqa: PLC0415
+            from asgiref.sync import sync_to_async
 
         off_loop = sync_to_async(verify_password, thread_sensitive=False)
 

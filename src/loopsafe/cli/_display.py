@@ -44,7 +44,7 @@ class Display:
     def __init__(self, *, stderr: bool = False, progress: bool = True) -> None:
         """Open a rich console."""
         with bench_extra("the command line's display"):
-            from rich.console import Console  # noqa: PLC0415
+            from rich.console import Console
 
         self.console: Console = Console(stderr=stderr, highlight=False)
         if not self.console.is_terminal and "COLUMNS" not in os.environ:
@@ -57,7 +57,7 @@ class Display:
     def __enter__(self) -> Self:
         """Start the progress bar (drawn only when told, between measurements)."""
         if self._show_progress:
-            from rich.progress import (  # noqa: PLC0415
+            from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
                 Progress,
@@ -153,7 +153,7 @@ def _ratio(value: float, good: float) -> str:
 
 def bench_table(result: BenchResult) -> Table:
     """Return the bench's results as a rich table: medians per hasher and variant."""
-    from rich.table import Table  # noqa: PLC0415 - the Display checked that rich is there
+    from rich.table import Table
 
     config = result.config
     title = (
@@ -197,7 +197,7 @@ def bench_table(result: BenchResult) -> Table:
 
 def storm_table(result: StormResult) -> Table:
     """Return the storm's results as a rich table, one row per load and variant."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     config = result.config
     title = (
@@ -245,7 +245,7 @@ def storm_table(result: StormResult) -> Table:
 
 def calibrate_table(result: CalibrateResult) -> Table:
     """Return the calibration as a rich table."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     title = (
         f"loopsafe calibrate: target {result.target_s * 1000:g} ms of CPU per hash, "

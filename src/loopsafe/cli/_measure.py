@@ -159,7 +159,7 @@ def lower_cost(hasher: Hasher) -> Hasher:
     profile) the stored hash costs a step *more*, which needs an update too.
     """
     # Imported here: the hashers' module is only needed once a run starts.
-    from loopsafe.hashers import (  # noqa: PLC0415
+    from loopsafe.hashers import (
         Argon2Hasher,
         BCryptSHA256Hasher,
         PBKDF2Hasher,
@@ -210,7 +210,7 @@ class PeakRSS:
     def __init__(self, interval: float = 0.01) -> None:
         """Prepare the sampler; nothing runs until the block is entered."""
         with bench_extra("measuring peak memory"):
-            import psutil  # noqa: PLC0415
+            import psutil
 
         self._process = psutil.Process()
         self._interval = interval

@@ -34,10 +34,10 @@ _VARIANT_COLOURS: Final = {
 
 def _pyplot() -> Any:  # noqa: ANN401 - matplotlib.pyplot, typed loosely on purpose
     with bench_extra("--plot"):
-        import matplotlib as mpl  # noqa: PLC0415
+        import matplotlib as mpl
 
         mpl.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     return plt
 
 

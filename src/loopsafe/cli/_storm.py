@@ -333,7 +333,7 @@ def _submitter(
     if variant != "sync_to_async":  # pragma: no cover - checked by StormConfig
         raise ValueError(f"unknown storm variant {variant!r}")
     with bench_extra("the sync_to_async variant"):
-        from asgiref.sync import sync_to_async  # noqa: PLC0415
+        from asgiref.sync import sync_to_async
 
     return sync_to_async(work, thread_sensitive=False)
 

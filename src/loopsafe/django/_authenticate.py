@@ -35,7 +35,7 @@ def uses_stock_acheck_password(user: object) -> bool:
     its own code) keeps its method; ``PATCH_AUTH``'s replacement counts as
     loopsafe's own.
     """
-    from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
+    from django.contrib.auth.base_user import AbstractBaseUser
 
     method = getattr(type(user), "acheck_password", None)
     if method is None:  # Django 4.2
@@ -53,11 +53,11 @@ async def _acheck(user: AbstractBaseUser, password: str) -> bool:
 
 
 async def model_backend_aauthenticate(
-    self: Any,  # noqa: ANN401 - Django's ModelBackend or a subclass
+    self: Any,
     request: HttpRequest | None,  # noqa: ARG001 - Django's signature
     username: str | None = None,
     password: str | None = None,
-    **kwargs: Any,  # noqa: ANN401 - credentials, as in Django
+    **kwargs: Any,
 ) -> AbstractBaseUser | None:
     """Django's ``ModelBackend.aauthenticate`` with every hash on the loopsafe pool.
 
@@ -68,8 +68,8 @@ async def model_backend_aauthenticate(
     ``aauthenticate`` stops on it without sending ``user_login_failed``, and
     ``OverloadMiddleware`` answers 503.
     """
-    from asgiref.sync import sync_to_async  # noqa: PLC0415
-    from django.contrib.auth import backends  # noqa: PLC0415
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import backends
 
     # Looked up at each call, like Django: tests swap it with AUTH_USER_MODEL.
     user_model: Any = backends.UserModel
@@ -94,7 +94,7 @@ async def model_backend_aauthenticate(
 @hide_passwords
 async def aauthenticate(
     request: HttpRequest | None = None,
-    **credentials: Any,  # noqa: ANN401 - whatever the backends take
+    **credentials: Any,
 ) -> AbstractBaseUser | None:
     """Django's ``aauthenticate``; on Django 4.2, which has none, a port of Django 5.2's.
 
@@ -113,7 +113,7 @@ async def aauthenticate(
     Returns:
         The authenticated user, with ``backend`` set to its backend's path, or None.
     """
-    from django.contrib import auth  # noqa: PLC0415
+    from django.contrib import auth
 
     django_aauthenticate = getattr(auth, "aauthenticate", None)
     if django_aauthenticate is not None:
@@ -126,10 +126,10 @@ async def aauthenticate(
 async def _aauthenticate_4_2(
     request: HttpRequest | None, credentials: dict[str, Any]
 ) -> AbstractBaseUser | None:
-    from asgiref.sync import sync_to_async  # noqa: PLC0415
-    from django.contrib import auth  # noqa: PLC0415
-    from django.contrib.auth.signals import user_login_failed  # noqa: PLC0415
-    from django.core.exceptions import PermissionDenied  # noqa: PLC0415
+    from asgiref.sync import sync_to_async
+    from django.contrib import auth
+    from django.contrib.auth.signals import user_login_failed
+    from django.core.exceptions import PermissionDenied
 
     backends: list[tuple[Any, str]] = auth._get_backends(return_tuples=True)  # type: ignore[attr-defined] # noqa: SLF001 - Django's own loader
     for backend, backend_path in backends:

@@ -73,7 +73,7 @@ class PasswordHolder(Protocol):
 
 
 @hide_passwords
-def _verify(password: str | None, encoded: str | None, preferred: Any) -> tuple[bool, bool]:  # noqa: ANN401 - Django takes a name or a hasher
+def _verify(password: str | None, encoded: str | None, preferred: Any) -> tuple[bool, bool]:
     """Django's ``verify_password``, with a port for Django 4.2, which has none."""
     verify = getattr(hashers, "verify_password", None)
     if verify is not None:
@@ -83,9 +83,9 @@ def _verify(password: str | None, encoded: str | None, preferred: Any) -> tuple[
 
 
 def _verify_password_4_2(
-    password: Any,  # noqa: ANN401 - passed to Django as given, None and bytes included
-    encoded: Any,  # noqa: ANN401 - ditto: Django's own errors for bad types must surface
-    preferred: Any,  # noqa: ANN401 - Django takes a name or a hasher
+    password: Any,
+    encoded: Any,
+    preferred: Any,
 ) -> tuple[bool, bool]:
     """Django 5.0's ``verify_password``, built from the pieces Django 4.2 already has.
 
@@ -128,14 +128,14 @@ def _verify_and_rehash(password: str | None, encoded: str | None) -> tuple[bool,
 
 
 @hide_passwords
-def _make_password(password: str | bytes, salt: str | None, hasher: Any) -> str:  # noqa: ANN401 - a name or a hasher
+def _make_password(password: str | bytes, salt: str | None, hasher: Any) -> str:
     """Django's ``make_password`` (looked up now, so mocks apply), in a marked frame."""
     encoded: str = hashers.make_password(password, salt, hasher)  # type: ignore[arg-type] # Django accepts bytes; django-stubs says str
     return encoded
 
 
 @hide_passwords
-def _set_password(user: Any, password: str) -> None:  # noqa: ANN401 - any Django user model
+def _set_password(user: Any, password: str) -> None:
     """``user.set_password(password)`` in a marked frame."""
     user.set_password(password)
 
@@ -144,7 +144,7 @@ def _set_password(user: Any, password: str) -> None:  # noqa: ANN401 - any Djang
 async def averify_password(
     password: str | None,
     encoded: str | None,
-    preferred: Any = "default",  # noqa: ANN401 - Django takes a name or a hasher
+    preferred: Any = "default",
 ) -> tuple[bool, bool]:
     """Django's ``verify_password``, run on the loopsafe pool.
 
@@ -168,7 +168,7 @@ async def acheck_password(
     password: str | None,
     encoded: str | None,
     setter: Callable[[str | None], Awaitable[object]] | None = None,
-    preferred: Any = "default",  # noqa: ANN401 - Django takes a name or a hasher
+    preferred: Any = "default",
 ) -> bool:
     """Django's ``acheck_password``, with the verification on the loopsafe pool.
 
@@ -200,7 +200,7 @@ async def acheck_password(
 async def amake_password(
     password: str | bytes | None,
     salt: str | None = None,
-    hasher: Any = "default",  # noqa: ANN401 - Django takes a name or a hasher
+    hasher: Any = "default",
 ) -> str:
     """Django's ``make_password``, run on the loopsafe pool.
 
@@ -289,7 +289,7 @@ async def arun_unknown_user_hasher(password: str) -> None:
     Raises:
         loopsafe.Overloaded: The pool refused the call.
     """
-    from django.contrib.auth import get_user_model  # noqa: PLC0415 - needs the app registry
+    from django.contrib.auth import get_user_model
 
     throwaway = get_user_model()()
     await default_pool().run(bind(_set_password, throwaway, password))

@@ -77,11 +77,11 @@ async def patched_acheck_password_with_timing_attack_mitigation(
 
 def _targets() -> dict[tuple[object, str], Any]:
     """Return what to replace in the installed Django: (owner, attribute) -> replacement."""
-    from django.contrib import auth  # noqa: PLC0415 - needs the app registry
-    from django.contrib.auth import backends, hashers  # noqa: PLC0415
-    from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
+    from django.contrib import auth
+    from django.contrib.auth import backends, hashers
+    from django.contrib.auth.base_user import AbstractBaseUser
 
-    from loopsafe.django.backends import ModelBackend  # noqa: PLC0415
+    from loopsafe.django.backends import ModelBackend
 
     targets: dict[tuple[object, str], Any] = {}
     if not hasattr(hashers, "acheck_password"):

@@ -43,7 +43,7 @@ async def patched_user_acheck_password(self: AbstractBaseUser, raw_password: str
 patched_user_acheck_password.__qualname__ = "AbstractBaseUser.acheck_password"
 
 
-def original(owner: object, attr: str) -> Any:  # noqa: ANN401 - whatever Django had there
+def original(owner: object, attr: str) -> Any:
     """Return Django's own ``owner.attr``: the saved one while patched, else the current one."""
     with lock:
         saved = originals.get((owner, attr), ABSENT)
@@ -52,6 +52,6 @@ def original(owner: object, attr: str) -> Any:  # noqa: ANN401 - whatever Django
     return None if saved is ABSENT else saved
 
 
-def own_attribute(owner: object, attr: str) -> Any:  # noqa: ANN401
+def own_attribute(owner: object, attr: str) -> Any:
     """The attribute as stored on ``owner`` itself (a function, not a bound method), or ABSENT."""
     return vars(owner).get(attr, ABSENT)

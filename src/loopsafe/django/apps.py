@@ -22,11 +22,11 @@ class LoopsafeConfig(AppConfig):
 
     def ready(self) -> None:
         """Apply LOOPSAFE, listen for changes to it, and register the checks."""
-        from django.core import checks  # noqa: PLC0415 - Django's rule: register in ready()
-        from django.core.signals import setting_changed  # noqa: PLC0415
+        from django.core import checks
+        from django.core.signals import setting_changed
 
-        from loopsafe.django import checks as loopsafe_checks  # noqa: PLC0415
-        from loopsafe.django import conf  # noqa: PLC0415
+        from loopsafe.django import checks as loopsafe_checks
+        from loopsafe.django import conf
 
         conf.apply(conf.get_settings())
         setting_changed.connect(

@@ -85,9 +85,9 @@ def _patch_auth_on() -> bool:
 
 def check_async_auth_backends(app_configs: object = None, **_: object) -> list[CheckMessage]:  # noqa: ARG001
     """W001: configured ``ModelBackend``s whose ``aauthenticate`` hashes on the event loop."""
-    from django.contrib.auth.backends import ModelBackend as DjangoModelBackend  # noqa: PLC0415
+    from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 
-    from loopsafe.django.backends import ModelBackend  # noqa: PLC0415
+    from loopsafe.django.backends import ModelBackend
 
     has_async_auth = DJANGO_VERSION >= (5, 0)
     if has_async_auth and _patch_auth_on():
@@ -140,11 +140,11 @@ def check_user_model(app_configs: object = None, **_: object) -> list[CheckMessa
     """W002: the user model's ``acheck_password`` is Django's, which hashes on the loop."""
     if DJANGO_VERSION < (5, 0) or _patch_auth_on():
         return []
-    from django.contrib.auth import get_user_model  # noqa: PLC0415
-    from django.contrib.auth.base_user import AbstractBaseUser  # noqa: PLC0415
-    from django.core.exceptions import ImproperlyConfigured  # noqa: PLC0415
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.core.exceptions import ImproperlyConfigured
 
-    from loopsafe.django import _replaced  # noqa: PLC0415
+    from loopsafe.django import _replaced
 
     try:
         user_model = get_user_model()
@@ -281,7 +281,7 @@ def check_settings_keys(app_configs: object = None, **_: object) -> list[CheckMe
 
 def check_middleware(app_configs: object = None, **_: object) -> list[CheckMessage]:  # noqa: ARG001
     """W006: no OverloadMiddleware, so an overloaded login answers 500."""
-    from loopsafe.django.middleware import OverloadMiddleware  # noqa: PLC0415
+    from loopsafe.django.middleware import OverloadMiddleware
 
     for path in getattr(settings, "MIDDLEWARE", None) or ():
         try:

@@ -138,7 +138,7 @@ def get_settings() -> LoopsafeSettings:
     Raises:
         ImproperlyConfigured: A value is invalid, or LOOPSAFE is not a dict.
     """
-    from django.conf import settings  # noqa: PLC0415 - read at call time, never cached
+    from django.conf import settings
 
     return _parse(getattr(settings, "LOOPSAFE", None))
 
@@ -177,7 +177,7 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
             _patch.unpatch()
 
 
-def setting_changed_receiver(*, setting: str, **kwargs: Any) -> None:  # noqa: ARG001, ANN401 - Django's signal
+def setting_changed_receiver(*, setting: str, **kwargs: Any) -> None:  # noqa: ARG001 - Django's signal
     """Re-apply ``LOOPSAFE`` when it changes (``override_settings``, ``modify_settings``)."""
     if setting == "LOOPSAFE":
         apply(get_settings(), reconcile_pool=True)

@@ -1,7 +1,5 @@
 """Argon2 in Django's format (``argon2$argon2id$...``), through argon2-cffi."""
 
-# ruff: noqa: PLC0415 - argon2-cffi is optional: imported where used, on first use
-
 from __future__ import annotations
 
 import base64

@@ -1,7 +1,5 @@
 """bcrypt and bcrypt over SHA-256 in Django's formats, through the bcrypt package."""
 
-# ruff: noqa: PLC0415 - bcrypt is optional: imported where used, on first use
-
 from __future__ import annotations
 
 import binascii

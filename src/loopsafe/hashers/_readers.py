@@ -1,7 +1,5 @@
 """Verify-only readers of other libraries' bare formats, for migrating to Django's."""
 
-# ruff: noqa: PLC0415 - argon2-cffi and bcrypt are optional: imported where used
-
 from __future__ import annotations
 
 import re

@@ -46,9 +46,9 @@ _PARAMETERS = (
 
 
 def _describe_backend(path: str) -> str:  # noqa: PLR0911 - one answer per kind of backend
-    from django.contrib.auth.backends import ModelBackend as DjangoModelBackend  # noqa: PLC0415
+    from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 
-    from loopsafe.django.backends import ModelBackend  # noqa: PLC0415
+    from loopsafe.django.backends import ModelBackend
 
     try:
         backend = import_string(path)
@@ -69,7 +69,7 @@ def _describe_backend(path: str) -> str:  # noqa: PLR0911 - one answer per kind 
     )
 
 
-def _measure(hasher: Any, repeat: int) -> tuple[float, float]:  # noqa: ANN401 - a Django hasher
+def _measure(hasher: Any, repeat: int) -> tuple[float, float]:
     """Return the median (CPU seconds, wall seconds) of one hash, after one warm-up."""
     password = secrets.token_urlsafe(12)
     hashers.make_password(password, None, hasher)
@@ -104,7 +104,7 @@ class Command(BaseCommand):
             help="list the hashers without hashing anything",
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:  # noqa: ARG002, ANN401 - Django's signature
+    def handle(self, *args: Any, **options: Any) -> None:  # noqa: ARG002 - Django's signature
         """Print the report."""
         repeat = max(1, int(options["repeat"]))
         write = self.stdout.write
