@@ -36,8 +36,9 @@ from advanced_alchemy.types import PasswordHash as PasswordHashColumn
 from advanced_alchemy.types.password_hash.argon2 import Argon2Hasher
 from litestar import Litestar, get, post
 from litestar.datastructures import State  # noqa: TC002 - Litestar reads annotations at runtime
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.params import JSONBody  # noqa: TC002 - Litestar reads annotations at runtime
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -123,7 +124,9 @@ async def find(session: AsyncSession, username: str) -> User | None:
 if USE_LOOPSAFE:
 
     @post("/register", status_code=201)
-    async def register(data: Credentials, session: AsyncSession) -> dict[str, str]:
+    async def register(
+        data: JSONBody[Credentials], session: NamedDependency[AsyncSession]
+    ) -> dict[str, str]:
         """Hash on the pool first (a full pool answers 503 here); the flush only stores."""
         if await find(session, data.username) is not None:
             raise HTTPException(status_code=409, detail="username taken")
@@ -132,7 +135,9 @@ if USE_LOOPSAFE:
         return {"username": data.username}
 
     @post("/login", status_code=200)
-    async def login(data: Credentials, session: AsyncSession) -> dict[str, Any]:
+    async def login(
+        data: JSONBody[Credentials], session: NamedDependency[AsyncSession]
+    ) -> dict[str, Any]:
         """Verify on the pool; an unknown user costs one hash there too; upgrades are saved."""
         user = await find(session, data.username)
         ok, new_hash = await hasher.averify_and_update(
@@ -151,7 +156,9 @@ else:  # the common way, for comparison
     DUMMY_HASH = backend.hash("dummy password")  # for unknown users, as litestar-fullstack does
 
     @post("/register", status_code=201)
-    async def register(data: Credentials, session: AsyncSession) -> dict[str, str]:
+    async def register(
+        data: JSONBody[Credentials], session: NamedDependency[AsyncSession]
+    ) -> dict[str, str]:
         """Assign the password; the column hashes it inside the flush, on the loop."""
         if await find(session, data.username) is not None:
             raise HTTPException(status_code=409, detail="username taken")
@@ -160,7 +167,9 @@ else:  # the common way, for comparison
         return {"username": data.username}
 
     @post("/login", status_code=200)
-    async def login(data: Credentials, session: AsyncSession) -> dict[str, Any]:
+    async def login(
+        data: JSONBody[Credentials], session: NamedDependency[AsyncSession]
+    ) -> dict[str, Any]:
         """Verify on the shared default executor: off the loop, unbounded, never refused."""
         user = await find(session, data.username)
         stored = DUMMY_HASH if user is None else user.password.hash_string

@@ -3,11 +3,15 @@
 ::
 
     from litestar import Litestar, post
+    from litestar.di import NamedDependency
+    from litestar.params import JSONBody
     from loopsafe import PasswordHash
     from loopsafe.litestar import LoopsafePlugin
 
     @post("/login")
-    async def login(data: Form, password_hash: PasswordHash) -> dict[str, bool]:
+    async def login(
+        data: JSONBody[Form], password_hash: NamedDependency[PasswordHash]
+    ) -> dict[str, bool]:
         ok, new_hash = await password_hash.averify_and_update(data.password, stored)
         ...
 
@@ -56,18 +60,15 @@ if TYPE_CHECKING:
     from litestar.config.app import AppConfig
 
 __all__ = [
-    "STATE_PASSWORD_HASH",
-    "STATE_POOL",
     "LoopsafePlugin",
     "overloaded_handler",
     "pool_closed_handler",
     "provide_password_hash",
 ]
 
-#: ``app.state`` key holding the app's `PasswordHash`.
-STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - a key name
-#: ``app.state`` key holding the `HashPool` the plugin configured.
-STATE_POOL: Final = "loopsafe_pool"
+# The app.state keys the module docstring promises.
+_STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - a key name
+_STATE_POOL: Final = "loopsafe_pool"
 
 
 def overloaded_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -100,7 +101,7 @@ async def provide_password_hash(state: State) -> PasswordHash:
             ``app.state.password_hash`` yourself.
         TypeError: If ``app.state.password_hash`` is something else.
     """
-    password_hash = state.get(STATE_PASSWORD_HASH)
+    password_hash = state.get(_STATE_PASSWORD_HASH)
     if password_hash is None:
         raise RuntimeError(
             "this app has no loopsafe PasswordHash on app.state.password_hash: "
@@ -196,8 +197,8 @@ class LoopsafePlugin(InitPlugin):
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         pool = configure(**self._pool_settings)
         try:
-            app.state[STATE_POOL] = pool
-            app.state[STATE_PASSWORD_HASH] = self._password_hash
+            app.state[_STATE_POOL] = pool
+            app.state[_STATE_PASSWORD_HASH] = self._password_hash
             yield
         finally:
             await pool.aclose()
