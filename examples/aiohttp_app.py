@@ -136,6 +136,7 @@ async def login_loopsafe(request: web.Request) -> web.Response:
     """Verify off the loop; an unknown user costs one dummy hash, off the loop too."""
     username, password = await credentials(request)
     ph = loopsafe.aiohttp.get_password_hash(request)
+    ph.pool.check_admission()  # a full pool answers 503 before the database is asked
     users = request.app[USERS]
     stored = await blocking(users.get_hash, username)
     ok, new_hash = await ph.averify_and_update(password, stored)  # None: a dummy hash

@@ -139,6 +139,7 @@ if USE_LOOPSAFE:
         data: JSONBody[Credentials], session: NamedDependency[AsyncSession]
     ) -> dict[str, Any]:
         """Verify on the pool; an unknown user costs one hash there too; upgrades are saved."""
+        password_hash.pool.check_admission()  # a full pool answers 503 before the database
         user = await find(session, data.username)
         ok, new_hash = await hasher.averify_and_update(
             data.password, None if user is None else user.password

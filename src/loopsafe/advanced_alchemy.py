@@ -54,8 +54,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 from loopsafe._api import PasswordHash
-from loopsafe._hashers import identify_hasher
 from loopsafe.exceptions import UnknownAlgorithm
+from loopsafe.hashers import identify_hasher
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

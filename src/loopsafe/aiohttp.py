@@ -41,7 +41,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
 from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
-from loopsafe._pool import DEFAULT_NICE, HashPool
+from loopsafe._pool import HashPool
+from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
@@ -106,8 +107,8 @@ def setup(
     *,
     password_hash: PasswordHash | None = None,
     max_workers: int | None = None,
-    max_queue_wait: float | None = 1.0,
-    max_pending: int = 1024,
+    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+    max_pending: int = DEFAULT_MAX_PENDING,
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
 ) -> None:

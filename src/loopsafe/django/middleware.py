@@ -15,12 +15,12 @@ the overload is logged once at WARNING on the ``loopsafe.django`` logger
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
 
+from loopsafe._http import retry_after_seconds
 from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class OverloadMiddleware:
             request: The request that was refused.
             exc: The refusal, with ``retry_after``, ``estimated_wait`` and ``queued``.
         """
-        retry_after = max(1, math.ceil(exc.retry_after))
+        retry_after = retry_after_seconds(exc.retry_after)
         _log.warning(
             "password hashing overloaded: answered 503 to %s %s (%d queued, estimated "
             "wait %.2fs, Retry-After %ds)",
