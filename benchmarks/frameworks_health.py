@@ -22,7 +22,7 @@ by count and time). Rounds rotate the variants' order; the summary gives the
 median over rounds of each figure. "server CPU" is the server process's CPU
 seconds during the burst over (burst seconds x cores): its share of the machine.
 
-    flock /work/team/bench.lock python benchmarks/frameworks_health.py [--rounds 3]
+    flock <lock file> python benchmarks/frameworks_health.py [--rounds 3]
         [--logins 20] [--framework litestar|aiohttp|all]
 """
 
