@@ -55,7 +55,6 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe.exceptions import UnknownAlgorithm
-from loopsafe.hashers import identify_hasher
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -216,7 +215,7 @@ class LoopsafeHasher(HashingBackend):
         False for a string no configured hasher reads, as advanced-alchemy asks.
         """
         try:
-            hasher = identify_hasher(self.password_hash.hashers, hashed)
+            hasher = self.password_hash.identify(hashed)
         except (UnknownAlgorithm, TypeError):
             return False
         if hasher is not self.password_hash.preferred:
