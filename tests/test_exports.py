@@ -11,7 +11,14 @@ import pytest
 
 import loopsafe
 
-PUBLIC_MODULES = ["loopsafe", "loopsafe.exceptions", "loopsafe.profiles"]
+PUBLIC_MODULES = [
+    "loopsafe",
+    "loopsafe.exceptions",
+    "loopsafe.profiles",
+    "loopsafe.litestar",
+    "loopsafe.aiohttp",
+    "loopsafe.advanced_alchemy",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
@@ -56,7 +63,8 @@ def test_core_imports_without_optional_dependencies():
     code = (
         "import sys, loopsafe; "
         "heavy = {'django', 'argon2', 'bcrypt', 'starlette', 'prometheus_client', 'trio', "
-        "'rich', 'matplotlib', 'asgiref', 'anyio', 'httpx', 'uvicorn'}; "
+        "'rich', 'matplotlib', 'asgiref', 'anyio', 'httpx', 'uvicorn', 'litestar', 'aiohttp', "
+        "'advanced_alchemy', 'sqlalchemy'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

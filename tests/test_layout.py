@@ -84,7 +84,15 @@ def test_no_import_cycle_even_through_lazy_imports():
 
 def test_the_core_imports_no_integration():
     """The engine, the hashers and the facade never import an integration or the CLI."""
-    integrations = ("loopsafe.django", "loopsafe.starlette", "loopsafe.prometheus", "loopsafe.cli")
+    integrations = (
+        "loopsafe.django",
+        "loopsafe.starlette",
+        "loopsafe.litestar",
+        "loopsafe.aiohttp",
+        "loopsafe.advanced_alchemy",
+        "loopsafe.prometheus",
+        "loopsafe.cli",
+    )
     core = [
         name
         for name in _graph()

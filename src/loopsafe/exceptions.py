@@ -19,8 +19,6 @@ algorithm names, counts and durations only.
 
 from __future__ import annotations
 
-import math
-
 __all__ = [
     "HasherNotAvailable",
     "LoopsafeError",
@@ -60,12 +58,12 @@ class Overloaded(LoopsafeError):
     def retry_after_header(self) -> str:
         """`retry_after` as an HTTP ``Retry-After`` value: whole seconds, rounded up, at least 1.
 
-        One rounding for every integration (Starlette, Django, Litestar,
-        aiohttp...); a non-finite estimate becomes 1.
+        The rule every integration (Starlette, Django, Litestar, aiohttp)
+        answers with; a non-finite estimate becomes 1.
         """
-        if not math.isfinite(self.retry_after):
-            return "1"
-        return str(max(1, math.ceil(self.retry_after)))
+        from loopsafe._http import retry_after_seconds  # noqa: PLC0415 - exceptions import nothing at the top
+
+        return str(retry_after_seconds(self.retry_after))
 
     def __reduce__(self) -> tuple[object, ...]:
         """Pickle with keyword-only arguments (for process pools and logging handlers)."""

@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
+from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
 from loopsafe._lag import LoopLagMonitor
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
@@ -68,14 +69,6 @@ STATE_POOL: Final = "loopsafe_pool"
 STATE_LAG: Final = "loopsafe_lag"
 
 
-def retry_after_seconds(retry_after: float) -> int:
-    """Return a ``Retry-After`` value: whole seconds, rounded up, at least 1.
-
-    Kept for code that calls it; the one rounding is `Overloaded.retry_after_header`.
-    """
-    return int(Overloaded(retry_after, estimated_wait=0.0, queued=0).retry_after_header)
-
-
 async def overloaded_handler(_request: Request, exc: Exception) -> Response:
     """Answer `Overloaded` with 503, ``Retry-After`` and ``{"detail", "retry_after"}``.
 
@@ -84,9 +77,9 @@ async def overloaded_handler(_request: Request, exc: Exception) -> Response:
     """
     if not isinstance(exc, Overloaded):
         raise exc
-    seconds = int(exc.retry_after_header)
+    seconds = retry_after_seconds(exc.retry_after)
     return JSONResponse(
-        {"detail": "Password hashing is busy; retry later.", "retry_after": seconds},
+        {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
         status_code=503,
         headers={"Retry-After": str(seconds)},
     )
@@ -96,7 +89,7 @@ async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
     """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
     if not isinstance(exc, PoolClosed):
         raise exc
-    return JSONResponse({"detail": "The server is shutting down."}, status_code=503)
+    return JSONResponse({"detail": SHUTTING_DOWN_DETAIL}, status_code=503)
 
 
 #: ``exception_handlers=`` for ``Starlette(...)`` or ``FastAPI(...)``: `Overloaded`

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
 
+from loopsafe._http import retry_after_seconds
 from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
@@ -87,10 +88,10 @@ class OverloadMiddleware:
             request: The request that was refused.
             exc: The refusal, with ``retry_after``, ``estimated_wait`` and ``queued``.
         """
-        retry_after = exc.retry_after_header
+        retry_after = retry_after_seconds(exc.retry_after)
         _log.warning(
             "password hashing overloaded: answered 503 to %s %s (%d queued, estimated "
-            "wait %.2fs, Retry-After %ss)",
+            "wait %.2fs, Retry-After %ds)",
             request.method,
             request.path,
             exc.queued,
@@ -102,5 +103,5 @@ class OverloadMiddleware:
             status=503,
             content_type="text/plain; charset=utf-8",
         )
-        response["Retry-After"] = retry_after
+        response["Retry-After"] = str(retry_after)
         return response

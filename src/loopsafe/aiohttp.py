@@ -1,0 +1,174 @@
+"""aiohttp: `setup` gives an app loopsafe's pool for its life and answers overload with 503.
+
+::
+
+    from aiohttp import web
+    import loopsafe.aiohttp
+
+    async def login(request: web.Request) -> web.Response:
+        ph = loopsafe.aiohttp.get_password_hash(request)
+        ok, new_hash = await ph.averify_and_update(password, stored)
+        ...
+
+    app = web.Application()
+    loopsafe.aiohttp.setup(app)
+    app.router.add_post("/login", login)
+
+`setup` checks its settings at once (a bad one fails before the server
+starts, not at the first login) and adds to the app:
+
+- a cleanup context, ahead of the app's own, that configures loopsafe's default
+  pool at startup, keeps it under ``app[POOL_KEY]`` and the `PasswordHash` under
+  ``app[PASSWORD_HASH_KEY]``, and closes the pool at cleanup (waiting for the
+  hashes already running);
+- `overload_middleware`, first: `Overloaded` becomes 503 with ``Retry-After``
+  and ``{"detail", "retry_after"}``, `PoolClosed` (a request caught by the
+  shutdown) a bare 503.
+
+`get_password_hash` returns the app's `PasswordHash` from a request (sub-apps
+see their parent's) or from an app.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+try:
+    from aiohttp import web
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides aiohttp
+    raise ImportError("loopsafe.aiohttp needs aiohttp: pip install 'loopsafe[aiohttp]'") from exc
+
+from loopsafe._api import PasswordHash
+from loopsafe._default import configure
+from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._pool import HashPool
+from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
+from loopsafe.exceptions import Overloaded, PoolClosed
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from concurrent.futures import Executor
+
+    from aiohttp.typedefs import Handler
+
+__all__ = [
+    "PASSWORD_HASH_KEY",
+    "POOL_KEY",
+    "get_password_hash",
+    "overload_middleware",
+    "setup",
+]
+
+#: The app key holding the app's `PasswordHash`.
+PASSWORD_HASH_KEY: Final = web.AppKey("loopsafe_password_hash", PasswordHash)
+#: The app key holding the `HashPool` that `setup`'s cleanup context configured.
+POOL_KEY: Final = web.AppKey("loopsafe_pool", HashPool)
+
+
+@web.middleware
+async def overload_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer `Overloaded` with 503 + ``Retry-After``, `PoolClosed` with 503; pass the rest."""
+    try:
+        return await handler(request)
+    except Overloaded as exc:
+        seconds = retry_after_seconds(exc.retry_after)
+        return web.json_response(
+            {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
+            status=503,
+            headers={"Retry-After": str(seconds)},
+        )
+    except PoolClosed:
+        return web.json_response({"detail": SHUTTING_DOWN_DETAIL}, status=503)
+
+
+def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
+    """Return the app's `PasswordHash`, from a request (parents included) or an app.
+
+    Raises:
+        RuntimeError: If the app has none: call `setup` on it (or its parent).
+        TypeError: If ``source`` is neither a request nor an application.
+    """
+    if isinstance(source, web.Request):
+        password_hash = source.config_dict.get(PASSWORD_HASH_KEY)
+    elif isinstance(source, web.Application):
+        password_hash = source.get(PASSWORD_HASH_KEY)
+    else:
+        raise TypeError(f"expected an aiohttp Request or Application, not {type(source).__name__}")
+    if password_hash is None:
+        raise RuntimeError(
+            "this app has no loopsafe PasswordHash: call loopsafe.aiohttp.setup(app) "
+            "before the app starts"
+        )
+    return password_hash
+
+
+def setup(
+    app: web.Application,
+    *,
+    password_hash: PasswordHash | None = None,
+    max_workers: int | None = None,
+    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    executor: Executor | None = None,
+    nice: int = DEFAULT_NICE,
+) -> None:
+    """Give ``app`` loopsafe's pool for its life, the 503 middleware and a `PasswordHash`.
+
+    Args:
+        app: The application, before it starts.
+        password_hash: The app's hasher; default `PasswordHash.recommended()`
+            (Argon2id at Django's defaults). One built with its own ``pool=``
+            keeps using that pool.
+        max_workers: See `HashPool`.
+        max_queue_wait: See `HashPool`.
+        max_pending: See `HashPool`.
+        executor: See `HashPool`.
+        nice: See `HashPool`.
+
+    Raises:
+        TypeError: If ``app`` is not an aiohttp Application, ``password_hash``
+            not a loopsafe `PasswordHash`, or a pool setting has the wrong type.
+        ValueError: If a pool setting is out of range.
+        RuntimeError: If ``app`` has already started (its middleware is frozen)
+            or `setup` was already called on it.
+    """
+    if not isinstance(app, web.Application):
+        raise TypeError(f"setup() takes an aiohttp Application, not {type(app).__name__}")
+    if password_hash is not None and not isinstance(password_hash, PasswordHash):
+        raise TypeError(
+            "setup(password_hash=...) takes a loopsafe PasswordHash, "
+            f"not {type(password_hash).__name__}"
+        )
+    if app.frozen:
+        raise RuntimeError("loopsafe.aiohttp.setup() must be called before the app starts")
+    if overload_middleware in app.middlewares:
+        raise RuntimeError("loopsafe.aiohttp.setup() was already called on this app")
+    # HashPool's constructor is the one place that checks these; its threads
+    # start lazily, so this check pool costs nothing and is dropped at once.
+    HashPool(
+        max_workers,
+        max_queue_wait=max_queue_wait,
+        max_pending=max_pending,
+        executor=executor,
+        nice=nice,
+        name="loopsafe-settings-check",
+    ).close()
+    hasher = password_hash if password_hash is not None else PasswordHash.recommended()
+
+    async def loopsafe_pool(app: web.Application) -> AsyncIterator[None]:
+        pool = configure(
+            max_workers,
+            max_queue_wait=max_queue_wait,
+            max_pending=max_pending,
+            executor=executor,
+            nice=nice,
+        )
+        try:
+            app[POOL_KEY] = pool
+            yield
+        finally:
+            await pool.aclose()
+
+    app[PASSWORD_HASH_KEY] = hasher
+    app.cleanup_ctx.insert(0, loopsafe_pool)
+    app.middlewares.insert(0, overload_middleware)

@@ -1,0 +1,205 @@
+"""Litestar: one plugin that owns the pool, answers overload with 503 and provides a hasher.
+
+::
+
+    from litestar import Litestar, post
+    from litestar.di import NamedDependency
+    from litestar.params import JSONBody
+    from loopsafe import PasswordHash
+    from loopsafe.litestar import LoopsafePlugin
+
+    @post("/login")
+    async def login(
+        data: JSONBody[Form], password_hash: NamedDependency[PasswordHash]
+    ) -> dict[str, bool]:
+        ok, new_hash = await password_hash.averify_and_update(data.password, stored)
+        ...
+
+    app = Litestar([login], plugins=[LoopsafePlugin()])
+
+`LoopsafePlugin` (Litestar's ``InitPluginProtocol``) adds to the app:
+
+- a lifespan, entered before the app's own, that configures loopsafe's default
+  pool at startup, keeps the `PasswordHash` on ``app.state.password_hash`` and
+  the pool on ``app.state.loopsafe_pool``, and closes the pool at shutdown
+  (waiting for the hashes already running);
+- exception handlers: `Overloaded` becomes 503 with ``Retry-After`` and
+  ``{"detail", "retry_after"}``, `PoolClosed` (a request caught by shutdown)
+  a bare 503; handlers the app already has for them are kept;
+- a dependency, ``password_hash`` by default, giving handlers the app's
+  `PasswordHash`.
+
+Settings are checked when the plugin is made, so a bad one fails the app's
+start rather than its first login. For advanced-alchemy's ``PasswordHash``
+column type see `loopsafe.advanced_alchemy`.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+try:
+    from litestar import Litestar, MediaType, Request, Response
+    from litestar.datastructures import State  # noqa: TC002 - Litestar reads annotations at runtime
+    from litestar.di import Provide
+    from litestar.plugins import InitPlugin
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides litestar
+    raise ImportError("loopsafe.litestar needs Litestar: pip install 'loopsafe[litestar]'") from exc
+
+from loopsafe._api import PasswordHash
+from loopsafe._default import configure
+from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._pool import HashPool
+from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
+from loopsafe.exceptions import Overloaded, PoolClosed
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from concurrent.futures import Executor
+
+    from litestar.config.app import AppConfig
+
+__all__ = [
+    "LoopsafePlugin",
+    "overloaded_handler",
+    "pool_closed_handler",
+    "provide_password_hash",
+]
+
+# The app.state keys the module docstring promises.
+_STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - a key name
+_STATE_POOL: Final = "loopsafe_pool"
+
+
+def overloaded_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Answer `Overloaded` with 503, ``Retry-After`` and ``{"detail", "retry_after"}``."""
+    if not isinstance(exc, Overloaded):
+        raise exc
+    seconds = retry_after_seconds(exc.retry_after)
+    return Response(
+        {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
+        status_code=503,
+        headers={"Retry-After": str(seconds)},
+        media_type=MediaType.JSON,
+    )
+
+
+def pool_closed_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
+    if not isinstance(exc, PoolClosed):
+        raise exc
+    return Response({"detail": SHUTTING_DOWN_DETAIL}, status_code=503, media_type=MediaType.JSON)
+
+
+async def provide_password_hash(state: State) -> PasswordHash:
+    """Return the app's `PasswordHash` (the plugin registers this as a dependency).
+
+    Async so that Litestar calls it on the loop rather than on a thread.
+
+    Raises:
+        RuntimeError: If the app has none: add `LoopsafePlugin`, or set
+            ``app.state.password_hash`` yourself.
+        TypeError: If ``app.state.password_hash`` is something else.
+    """
+    password_hash = state.get(_STATE_PASSWORD_HASH)
+    if password_hash is None:
+        raise RuntimeError(
+            "this app has no loopsafe PasswordHash on app.state.password_hash: "
+            "add plugins=[loopsafe.litestar.LoopsafePlugin()] to the app"
+        )
+    if not isinstance(password_hash, PasswordHash):
+        raise TypeError(
+            f"app.state.password_hash is a {type(password_hash).__name__}, "
+            "not a loopsafe PasswordHash"
+        )
+    return password_hash
+
+
+def _check_dependency_key(key: object) -> None:
+    if key is not None and not (isinstance(key, str) and key.isidentifier()):
+        raise ValueError("LoopsafePlugin(dependency_key=...) must be an identifier or None")
+
+
+class LoopsafePlugin(InitPlugin):
+    """Own loopsafe's pool for the app's life; map overload to 503; provide a `PasswordHash`.
+
+    Args:
+        password_hash: The app's hasher; default `PasswordHash.recommended()`
+            (Argon2id at Django's defaults). One built with its own ``pool=``
+            keeps using that pool.
+        max_workers: See `HashPool`.
+        max_queue_wait: See `HashPool`.
+        max_pending: See `HashPool`.
+        executor: See `HashPool`.
+        nice: See `HashPool`.
+        dependency_key: The name under which handlers receive the
+            `PasswordHash`; None registers no dependency.
+
+    Raises:
+        TypeError: If ``password_hash`` is not a loopsafe `PasswordHash`, or a
+            pool setting has the wrong type.
+        ValueError: If a pool setting is out of range, or ``dependency_key``
+            is not an identifier.
+    """
+
+    __slots__ = ("_dependency_key", "_password_hash", "_pool_settings")
+
+    def __init__(
+        self,
+        *,
+        password_hash: PasswordHash | None = None,
+        max_workers: int | None = None,
+        max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        executor: Executor | None = None,
+        nice: int = DEFAULT_NICE,
+        dependency_key: str | None = "password_hash",
+    ) -> None:
+        """Check every setting now, so that a bad one fails at app start-up."""
+        if password_hash is not None and not isinstance(password_hash, PasswordHash):
+            raise TypeError(
+                "LoopsafePlugin(password_hash=...) takes a loopsafe PasswordHash, "
+                f"not {type(password_hash).__name__}"
+            )
+        _check_dependency_key(dependency_key)
+        self._pool_settings: dict[str, Any] = {
+            "max_workers": max_workers,
+            "max_queue_wait": max_queue_wait,
+            "max_pending": max_pending,
+            "executor": executor,
+            "nice": nice,
+        }
+        # HashPool's constructor is the one place that checks these; its threads
+        # start lazily, so this check pool costs nothing and is dropped at once.
+        HashPool(**self._pool_settings, name="loopsafe-settings-check").close()
+        self._password_hash = (
+            password_hash if password_hash is not None else PasswordHash.recommended()
+        )
+        self._dependency_key = dependency_key
+
+    @property
+    def password_hash(self) -> PasswordHash:
+        """The `PasswordHash` the app's handlers receive."""
+        return self._password_hash
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Add the lifespan (first), the exception handlers and the dependency."""
+        app_config.lifespan.insert(0, self._lifespan)
+        app_config.exception_handlers.setdefault(Overloaded, overloaded_handler)
+        app_config.exception_handlers.setdefault(PoolClosed, pool_closed_handler)
+        if self._dependency_key is not None:
+            app_config.dependencies.setdefault(self._dependency_key, Provide(provide_password_hash))
+        # Handlers written with `from __future__ import annotations` name the type.
+        app_config.signature_namespace.setdefault("PasswordHash", PasswordHash)
+        return app_config
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        pool = configure(**self._pool_settings)
+        try:
+            app.state[_STATE_POOL] = pool
+            app.state[_STATE_PASSWORD_HASH] = self._password_hash
+            yield
+        finally:
+            await pool.aclose()
