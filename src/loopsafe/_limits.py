@@ -383,8 +383,8 @@ def _cpu_v2(files: _Files, level: _Level) -> _Cpu | None:
     if text is None:
         return None
     parts = text.split()
-    if parts and parts[0] == "max" and len(parts) <= 2:  # noqa: PLR2004 - "max [period]"
-        return None
+    if parts[:1] == ["max"] and (len(parts) == 1 or _positive_int(parts[-1]) is not None):
+        return None  # "max period": no quota at this level
     if len(parts) == 2:  # noqa: PLR2004 - "quota period"
         quota, period = _positive_int(parts[0]), _positive_int(parts[1])
         if quota is not None and period is not None:
