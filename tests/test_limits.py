@@ -10,10 +10,14 @@ hybrid systemd host), with only the paths changed.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,7 +30,6 @@ from loopsafe._limits import ContainerLimits, detect
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -678,3 +681,89 @@ class TestWatcher:
             watcher.get()
         assert len(reads) == 1
         watcher.close()
+
+
+def _writable_cpu_cgroup() -> Path | None:
+    """This process's cgroup v1 ``cpu`` directory, if it is real and writable (root on Linux)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    try:
+        proc = Path("/proc/self/cgroup").read_text()
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return None
+    v1_paths, _ = _limits._parse_proc_cgroup(proc)
+    mounts = [m for m in _limits._parse_mountinfo(mountinfo) if "cpu" in m.controllers]
+    if "cpu" not in v1_paths or not mounts:
+        return None  # cgroup v2 would need the cpu controller delegated: not tried here
+    levels = _limits._levels(Path("/"), mounts[0], v1_paths["cpu"])
+    if not levels or not os.access(levels[0].directory, os.W_OK):
+        return None
+    return levels[0].directory
+
+
+CHILD = """
+import json, loopsafe
+from loopsafe import _limits
+limits = _limits.container_limits()
+print(json.dumps({"usable": loopsafe.usable_cpus(), "pool": loopsafe.HashPool().max_workers,
+                  "affinity": limits.affinity, "summary": limits.describe()}))
+"""
+
+
+@pytest.mark.skipif(
+    _writable_cpu_cgroup() is None, reason="needs root and a writable cgroup v1 cpu directory"
+)
+class TestRealCgroup:
+    """A real child process in a real cgroup v1 with a real CPU quota (created, then removed)."""
+
+    def run_in(self, cgroup: Path) -> dict[str, object]:
+        """Run `CHILD` with its process moved into ``cgroup`` first; return what it printed."""
+        script = 'echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3"'
+        done = subprocess.run(
+            ["/bin/sh", "-c", script, "sh", str(cgroup), sys.executable, CHILD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    def test_quota_on_the_leaf(self) -> None:
+        """One CPU of quota on the child's own cgroup gives a pool of 1 worker."""
+        base = _writable_cpu_cgroup()
+        assert base is not None
+        leaf = base / f"loopsafe-test-{os.getpid()}"
+        leaf.mkdir()
+        try:
+            (leaf / "cpu.cfs_quota_us").write_text("100000")
+            (leaf / "cpu.cfs_period_us").write_text("100000")
+            seen = self.run_in(leaf)
+        finally:
+            leaf.rmdir()  # the child has exited, so the cgroup is empty
+        assert seen["usable"] == 1
+        assert seen["pool"] == 1
+        assert "cpu.cfs_quota_us 100000 / cpu.cfs_period_us 100000 -> 1 worker" in str(
+            seen["summary"]
+        )
+
+    def test_quota_on_an_ancestor_only(self) -> None:
+        """A quota on the parent of an unlimited cgroup is honoured (golang/go#81180)."""
+        base = _writable_cpu_cgroup()
+        assert base is not None
+        parent = base / f"loopsafe-test-{os.getpid()}"
+        leaf = parent / "leaf"
+        parent.mkdir()
+        try:
+            leaf.mkdir()
+            try:
+                (parent / "cpu.cfs_quota_us").write_text("100000")
+                (parent / "cpu.cfs_period_us").write_text("100000")
+                seen = self.run_in(leaf)
+            finally:
+                leaf.rmdir()
+        finally:
+            parent.rmdir()
+        assert seen["usable"] == 1
+        assert seen["pool"] == 1

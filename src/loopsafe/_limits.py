@@ -155,6 +155,10 @@ class ContainerLimits:
             return None
         return int(self.memory_limit * HASHING_MEMORY_SHARE)
 
+    @property
+    def _workers(self) -> str:
+        return f"{self.cpus} worker{'' if self.cpus == 1 else 's'}"
+
     def describe(self) -> str:
         """Say what was detected and from where, in one line for logs and reports.
 
@@ -165,17 +169,17 @@ class ContainerLimits:
         if self.source == "disabled":
             return (
                 f"cgroup detection off ({DETECT_ENV}=0) -> "
-                f"{self.cpus} workers (CPU affinity); no memory limit used"
+                f"{self._workers} (CPU affinity); no memory limit used"
             )
         if self.cpu_source is None:
-            cpu = f"no cgroup CPU limit -> {self.cpus} workers (CPU affinity)"
+            cpu = f"no cgroup CPU limit -> {self._workers} (CPU affinity)"
         elif self.cpu_limit is not None and self.cpu_limit > self.affinity:
             cpu = (
                 f"{self.cpu_source} -> {self.cpu_limit} CPUs, "
-                f"affinity {self.affinity} -> {self.cpus} workers"
+                f"affinity {self.affinity} -> {self._workers}"
             )
         else:
-            cpu = f"{self.cpu_source} -> {self.cpus} workers"
+            cpu = f"{self.cpu_source} -> {self._workers}"
         if self.memory_source is None or self.hashing_memory is None:
             memory = "no cgroup memory limit"
         else:
