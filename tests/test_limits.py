@@ -9,6 +9,7 @@ hybrid systemd host), with only the paths changed.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -29,7 +30,7 @@ from loopsafe import _limits
 from loopsafe._limits import ContainerLimits, detect
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -767,3 +768,164 @@ class TestRealCgroup:
             parent.rmdir()
         assert seen["usable"] == 1
         assert seen["pool"] == 1
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Make the process-wide limits come from a synthetic v2 tree re-read every 20 ms.
+
+    It starts at 4 CPUs (``cpu.max 400000 100000``) and 1 GiB (``memory.max``).
+    """
+    root = v2_machine(
+        tmp_path, {f"{LEAF_V2}/cpu.max": "400000 100000", f"{LEAF_V2}/memory.max": str(GIB)}
+    )
+    watcher = _limits._Watcher(lambda: run(root), interval=0.02)
+    monkeypatch.setattr(_limits, "_watcher", watcher)
+    yield root
+    watcher.close()
+
+
+def set_cpu_max(root: Path, text: str) -> None:
+    """Write the synthetic leaf's ``cpu.max`` (what a Kubernetes in-place resize does)."""
+    (root / "sys/fs/cgroup" / LEAF_V2.lstrip("/") / "cpu.max").write_text(text + "\n")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition the watcher thread makes true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+class TestConsumers:
+    """The pool, the public helpers and Prometheus use the detected limits."""
+
+    @pytest.mark.usefixtures("synthetic")
+    def test_public_helpers(self) -> None:
+        """``usable_cpus`` and ``hashing_memory_budget`` answer from the limits."""
+        assert loopsafe.usable_cpus() == 4
+        assert _limits.hashing_memory_budget() == 512 * MIB
+        assert loopsafe.container_limits().source == "cgroup_v2"
+
+    def test_default_pool_follows_a_resize(self, synthetic: Path) -> None:
+        """A pool with the default worker count follows the limit down and up again."""
+        pool = loopsafe.HashPool(name="follows")
+        try:
+            assert pool.max_workers == 4
+            set_cpu_max(synthetic, "100000 100000")
+            wait_for(lambda: pool.max_workers == 1)
+            set_cpu_max(synthetic, "300000 100000")
+            wait_for(lambda: pool.max_workers == 3)
+        finally:
+            pool.close()
+
+    def test_explicit_workers_win(self, synthetic: Path) -> None:
+        """An explicit ``max_workers`` is kept through a resize; setting None follows again."""
+        pool = loopsafe.HashPool(3, name="explicit")
+        follows = loopsafe.HashPool(name="default-sized")
+        try:
+            set_cpu_max(synthetic, "100000 100000")
+            wait_for(lambda: follows.max_workers == 1)
+            assert pool.max_workers == 3
+            follows.max_workers = 2
+            set_cpu_max(synthetic, "500000 100000")
+            time.sleep(0.2)  # ten re-reads
+            assert follows.max_workers == 2
+            follows.max_workers = None
+            assert follows.max_workers == 5
+        finally:
+            pool.close()
+            follows.close()
+
+    def test_smaller_limit_applies_to_calls_not_yet_started(self, synthetic: Path) -> None:
+        """Shrinking the limit lets running calls finish; queued ones then run one at a time."""
+        pool = loopsafe.HashPool(name="shrinks", max_queue_wait=None)
+        release = threading.Event()
+        lock = threading.Lock()
+        running = [0]
+        peak_after: list[int] = []
+
+        def enter() -> int:
+            with lock:
+                running[0] += 1
+                return running[0]
+
+        def leave() -> None:
+            with lock:
+                running[0] -= 1
+
+        def first_call() -> None:
+            enter()
+            release.wait(30)
+            leave()
+
+        def later_call() -> None:
+            peak_after.append(enter())
+            time.sleep(0.02)
+            leave()
+
+        async def main() -> None:
+            first = [asyncio.ensure_future(pool.run(first_call)) for _ in range(4)]
+            while pool.statistics().running < 4:
+                await asyncio.sleep(0.01)
+            later = [asyncio.ensure_future(pool.run(later_call)) for _ in range(4)]
+            await asyncio.sleep(0.01)
+            set_cpu_max(synthetic, "100000 100000")
+            while pool.max_workers != 1:
+                await asyncio.sleep(0.01)
+            release.set()
+            await asyncio.gather(*first, *later)
+
+        try:
+            asyncio.run(main())
+        finally:
+            pool.close()
+        assert peak_after == [1, 1, 1, 1]
+
+    @pytest.mark.usefixtures("synthetic")
+    def test_prometheus_gauges(self) -> None:
+        """The gauges carry the detected limits, labelled by source only (never a path)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from loopsafe.prometheus import register
+
+        registry = CollectorRegistry()
+        register(registry=registry)
+        text = generate_latest(registry).decode()
+        assert 'loopsafe_usable_cpus{source="cgroup_v2"} 4.0' in text
+        assert 'loopsafe_cpu_limit_cpus{source="cgroup_v2"} 4.0' in text
+        assert 'loopsafe_memory_limit_bytes{source="cgroup_v2"} 1.073741824e+09' in text
+        assert "kubepods" not in text
+
+    def test_prometheus_without_limits(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without limits only ``loopsafe_usable_cpus`` has a sample, with source="none"."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from loopsafe.prometheus import register
+
+        watcher = _limits._Watcher(lambda: ContainerLimits(cpus=2, affinity=2), interval=3600)
+        monkeypatch.setattr(_limits, "_watcher", watcher)
+        registry = CollectorRegistry()
+        register(registry=registry)
+        text = generate_latest(registry).decode()
+        assert 'loopsafe_usable_cpus{source="none"} 2.0' in text
+        assert "loopsafe_cpu_limit_cpus{" not in text
+        assert "loopsafe_memory_limit_bytes{" not in text
+        watcher.close()
+
+    @pytest.mark.usefixtures("synthetic")
+    def test_bench_machine_section(self) -> None:
+        """Every JSON document's ``machine.container`` says what was detected and where."""
+        from loopsafe.cli._measure import machine_info
+
+        machine = machine_info()
+        assert machine["usable_cpus"] == 4
+        container = machine["container"]
+        assert isinstance(container, dict)
+        assert container["source"] == "cgroup_v2"
+        assert container["summary"] == (
+            f"cgroup v2 {LEAF_V2}: cpu.max 400000 100000 -> 4 workers; "
+            f"cgroup v2 {LEAF_V2}: memory.max 1 GiB -> 512 MiB for hashing"
+        )
