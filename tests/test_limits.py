@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loopsafe
+from _support import report
 from loopsafe import _limits
 from loopsafe._limits import ContainerLimits, detect
 
@@ -929,3 +930,75 @@ class TestConsumers:
             f"cgroup v2 {LEAF_V2}: cpu.max 400000 100000 -> 4 workers; "
             f"cgroup v2 {LEAF_V2}: memory.max 1 GiB -> 512 MiB for hashing"
         )
+
+
+def test_forked_child_keeps_watching() -> None:
+    """After os.fork (gunicorn --preload), a child with a default-sized pool runs its own watcher."""
+    script = """
+import os, sys, threading, loopsafe
+pool = loopsafe.HashPool()
+pid = os.fork()
+if pid == 0:
+    alive = any(t.name == "loopsafe-limits-watcher" for t in threading.enumerate())
+    os._exit(0 if alive and pool.max_workers == loopsafe.usable_cpus() else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        pytest.skip("needs os.fork on Linux")
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "0", done.stderr
+
+
+RESIZE_CHILD = """
+import sys, time, loopsafe
+pool = loopsafe.HashPool()
+print(pool.max_workers, flush=True)
+sys.stdin.readline()  # the parent lowers the quota, then says so
+deadline = time.monotonic() + 30
+while pool.max_workers == 2 and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(pool.max_workers, loopsafe.container_limits().describe(), flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    _writable_cpu_cgroup() is None or _limits._affinity_cpus() < 2,
+    reason="needs root, a writable cgroup v1 cpu directory and 2 CPUs",
+)
+def test_real_resize_reaches_a_running_pool() -> None:
+    """A real quota lowered from 2 CPUs to 1 under a running child shrinks its default pool."""
+    base = _writable_cpu_cgroup()
+    assert base is not None
+    leaf = base / f"loopsafe-resize-{os.getpid()}"
+    leaf.mkdir()
+    try:
+        (leaf / "cpu.cfs_period_us").write_text("100000")
+        (leaf / "cpu.cfs_quota_us").write_text("200000")
+        script = 'echo $$ > "$1/cgroup.procs" && exec "$2" -c "$3"'
+        with subprocess.Popen(
+            ["/bin/sh", "-c", script, "sh", str(leaf), sys.executable, RESIZE_CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        ) as child:
+            assert child.stdin is not None
+            assert child.stdout is not None
+            before = child.stdout.readline().strip()
+            started = time.monotonic()
+            (leaf / "cpu.cfs_quota_us").write_text("100000")
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            after = child.stdout.readline().strip()
+            took = time.monotonic() - started
+            child.wait(timeout=60)
+    finally:
+        leaf.rmdir()
+    assert before == "2"
+    assert after.startswith("1 cgroup v1 /"), after
+    report(f"real resize 2 -> 1 CPU reached the pool in {took:.2f} s")
+    assert took < _limits.REFRESH_INTERVAL + 5

@@ -685,8 +685,12 @@ class _Watcher:
     def _after_fork_in_child(self) -> None:
         # The parent's thread does not exist in the child, and its lock may have
         # been held at the fork: start afresh (the cached limits stay valid).
+        # Pools that follow the limits came along (gunicorn --preload), so the
+        # child watches for them at once.
         self._lock = threading.Lock()
         self._thread = None
+        if self._limits is not None and any(ref() is not None for ref in self._subscribers):
+            self._start()
 
 
 _watcher = _Watcher(detect, REFRESH_INTERVAL)
