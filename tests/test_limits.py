@@ -933,7 +933,7 @@ class TestConsumers:
 
 
 def test_forked_child_keeps_watching() -> None:
-    """After os.fork (gunicorn --preload), a child with a default-sized pool runs its own watcher."""
+    """After os.fork (gunicorn --preload), a child with a following pool runs its own watcher."""
     script = """
 import os, sys, threading, loopsafe
 pool = loopsafe.HashPool()
