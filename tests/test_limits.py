@@ -267,6 +267,12 @@ class TestCgroupV2:
         root = lay_out(tmp_path, f"0::{LEAF_V2}\n", mount, {"/sys/fs/cgroup/cpu.max": "1 100000"})
         assert run(root).cpus == AFFINITY
 
+    def test_bad_escape_in_mountinfo(self, tmp_path: Path) -> None:
+        r"""A non-octal escape (``\089``) in mountinfo is kept as text, never raised."""
+        mount = V2_MOUNT.replace("/sys/fs/cgroup", "/cg\\089")
+        root = lay_out(tmp_path, "0::/app\n", mount, {"/cg\\089/app/cpu.max": "200000 100000"})
+        assert run(root).cpus == 2
+
     def test_escaped_mount_point(self, tmp_path: Path) -> None:
         r"""A mount point with a space (``\040`` in mountinfo) is found."""
         mount = V2_MOUNT.replace("/sys/fs/cgroup", "/cgroup\\040root")
@@ -487,6 +493,8 @@ class TestMissingUnreadableGarbage:
             pytest.param("200000 100000 7", id="three-fields"),
             pytest.param("max max", id="max-period"),
             pytest.param("\x00\xff\ufffd", id="binary"),
+            pytest.param("\u00b2 100000", id="unicode-digit"),
+            pytest.param("\u0663 100000", id="arabic-indic-digit"),
         ],
     )
     def test_garbage_cpu_max(

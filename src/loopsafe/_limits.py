@@ -81,6 +81,7 @@ HASHING_MEMORY_SHARE: Final = 0.5
 Source = Literal["cgroup_v2", "cgroup_v1", "none", "disabled"]
 
 _FALSE_WORDS: Final = frozenset({"0", "false", "no", "off"})
+_OCTAL: Final = frozenset("01234567")
 
 
 def _affinity_cpus() -> int:
@@ -227,7 +228,7 @@ def _unescape(field_text: str) -> str:
     i = 0
     while i < len(field_text):
         chunk = field_text[i : i + 4]
-        if len(chunk) == 4 and chunk[0] == "\\" and chunk[1:].isdigit():  # noqa: PLR2004 - \ooo
+        if len(chunk) == 4 and chunk[0] == "\\" and set(chunk[1:]) <= _OCTAL:  # noqa: PLR2004 - \ooo
             out.append(chr(int(chunk[1:], 8)))
             i += 4
         else:
@@ -365,7 +366,7 @@ class _Files:
 
 
 def _positive_int(text: str) -> int | None:
-    if not text.isdigit():  # rejects signs, spaces, decimals and words
+    if not (text.isascii() and text.isdigit()):  # rejects signs, spaces, decimals, "²"
         return None
     value = int(text)
     return value if value > 0 else None
