@@ -179,7 +179,7 @@ class TestNoUserData:
         for family in text_string_to_metric_families(text):
             assert family.name.startswith("loopsafe_")
             for sample in family.samples:
-                assert set(sample.labels) <= {"pool", "le"}, sample
+                assert set(sample.labels) <= {"pool", "le", "source"}, sample
         pool.close()
 
 

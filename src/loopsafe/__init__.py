@@ -13,6 +13,7 @@ from loopsafe._api import PasswordHash
 from loopsafe._calls import bind
 from loopsafe._default import configure, default_pool
 from loopsafe._lag import LagSnapshot, LoopLagMonitor
+from loopsafe._limits import ContainerLimits, container_limits
 from loopsafe._pool import HashPool
 from loopsafe._settings import usable_cpus
 from loopsafe._statistics import PoolStatistics
@@ -40,6 +41,7 @@ __all__ = [
     "Argon2Hasher",
     "BCryptHasher",
     "BCryptSHA256Hasher",
+    "ContainerLimits",
     "HashPool",
     "Hasher",
     "HasherNotAvailable",
@@ -59,6 +61,7 @@ __all__ = [
     "UnknownAlgorithm",
     "bind",
     "configure",
+    "container_limits",
     "default_pool",
     "hashers",
     "profiles",

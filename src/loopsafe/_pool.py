@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from loopsafe import _waiting
+from loopsafe import _limits, _waiting
 from loopsafe._calls import _CANCELLED, _DONE, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
@@ -82,7 +82,9 @@ class HashPool:
 
     Args:
         max_workers: Calls that run at once. Defaults to the CPUs this process
-            may use: more threads than cores only adds memory (Argon2 takes
+            may use (`loopsafe.usable_cpus`: the affinity count, lowered to the
+            container's cgroup CPU limit), and then follows that limit as it
+            changes: more threads than cores only adds memory (Argon2 takes
             ~100 MiB per hash at Django's defaults) and latency.
         max_queue_wait: Longest estimated queue wait, in seconds, at which a
             call is still admitted. None disables the wait-based check. Keep it
@@ -114,6 +116,7 @@ class HashPool:
     ) -> None:
         """Create a pool; its threads start lazily on first use."""
         self._max_workers = _checked_workers(max_workers)
+        self._follows_limits = False
         self._max_queue_wait = _checked_queue_wait(max_queue_wait)
         self._max_pending = _checked_pending(max_pending)
         self._nice = _checked_nice(nice)
@@ -124,6 +127,8 @@ class HashPool:
         self._closed = False
         self._listeners: tuple[Callable[[str, float], None], ...] = ()
         _live_pools.add(self)
+        if max_workers is None:
+            self._follow_limits()
 
     def _reset_after_fork(self) -> None:
         """(Re)create threads' state and counters; in a forked child the parent's are gone."""
@@ -157,8 +162,28 @@ class HashPool:
 
     @max_workers.setter
     def max_workers(self, value: int | None) -> None:
-        value = _checked_workers(value)
+        workers = _checked_workers(value)
+        if value is None:
+            self._follow_limits()
+        else:
+            self._follows_limits = False
+        self._resize(workers)
+
+    def _follow_limits(self) -> None:
+        """Size the pool from the container's CPU limit from now on, as it changes."""
+        if not self._follows_limits:
+            self._follows_limits = True
+            _limits.follow(self._on_limits)
+
+    def _on_limits(self, limits: _limits.ContainerLimits) -> None:
+        """Follow the container's new limits if sized by default (on the watcher thread)."""
+        if self._follows_limits and not self._closed:
+            self._resize(limits.cpus, only_if_following=True)
+
+    def _resize(self, value: int, *, only_if_following: bool = False) -> None:
         with self._cond:
+            if only_if_following and not self._follows_limits:
+                return
             self._max_workers = value
             wanted = min(len(self._queue) - self._idle, value - len(self._threads))
             for _ in range(wanted):

@@ -13,6 +13,8 @@ import sys
 import threading
 from typing import Final
 
+from loopsafe._limits import usable_cpus
+
 __all__ = [
     "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_QUEUE_WAIT",
@@ -53,17 +55,6 @@ def _lower_thread_priority(increment: int) -> None:
         os.setpriority(os.PRIO_PROCESS, thread_id, min(MAX_NICE, current + increment))
     except OSError as exc:  # pragma: no cover - e.g. a seccomp filter forbids it
         _log.debug("could not lower the worker thread's priority: %s", exc)
-
-
-def usable_cpus() -> int:
-    """Return the number of CPUs this process may run on (affinity-aware)."""
-    if hasattr(os, "process_cpu_count"):  # Python 3.13+
-        count = os.process_cpu_count()
-    elif hasattr(os, "sched_getaffinity"):
-        count = len(os.sched_getaffinity(0))
-    else:  # pragma: no cover - macOS and Windows on Python < 3.13
-        count = os.cpu_count()
-    return max(1, count or 1)
 
 
 def _checked_workers(value: object) -> int:

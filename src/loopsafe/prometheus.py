@@ -5,7 +5,8 @@ it reads `HashPool.statistics()` (a consistent snapshot taken under the pool's
 lock) and, when given a running `LoopLagMonitor`, its recent lag; a pool
 listener (`HashPool.add_listener`) feeds the service-time histogram as calls
 end. Every series is named ``loopsafe_*``; the only label is ``pool``, a name
-the developer chose, so no user data (and never a password) reaches a label.
+the developer chose, so no user data (and never a password) reaches a label
+(the container gauges below carry ``source`` instead).
 
 =================================  =========  ==========================================
 metric                             type       meaning
@@ -26,7 +27,15 @@ metric                             type       meaning
 ``loopsafe_loop_lag_p50_seconds``  gauge      median loop lag, recent window
 ``loopsafe_loop_lag_p99_seconds``  gauge      99th percentile loop lag, recent window
 ``loopsafe_loop_lag_max_seconds``  gauge      worst loop lag, recent window
+``loopsafe_usable_cpus``           gauge      CPUs a default-sized pool uses (cgroup-aware)
+``loopsafe_cpu_limit_cpus``        gauge      the container's CPU quota in CPUs, if any
+``loopsafe_memory_limit_bytes``    gauge      the container's memory limit, if any
 =================================  =========  ==========================================
+
+The last three describe the process, not a pool: their one label, ``source``,
+says how the limits were found (``cgroup_v2``, ``cgroup_v1``, ``none`` or
+``disabled``), never the cgroup's path, so it has at most four values. The
+limit gauges are absent when there is no limit.
 
 Exposing them: `register` adds a collector to a registry; `starlette_route`
 and `django_view` serve a registry (each imports its framework only when
@@ -58,6 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 from loopsafe._default import default_pool
+from loopsafe._limits import container_limits
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -67,6 +77,7 @@ if TYPE_CHECKING:
     from starlette.routing import Route
 
     from loopsafe._lag import LoopLagMonitor
+    from loopsafe._limits import ContainerLimits
     from loopsafe._pool import HashPool
 
 __all__ = [
@@ -252,6 +263,7 @@ class LoopsafeCollector(Collector):
             recent = self.lag.recent()
             for stat, gauge in families.lag.items():
                 gauge.add_metric([], getattr(recent, stat))
+        families.add_limits(container_limits())  # cached: no file is read here
         yield from families.all()
 
 
@@ -282,12 +294,38 @@ class _Families:
             else {}
         )
 
+        self.usable_cpus = GaugeMetricFamily(
+            "loopsafe_usable_cpus",
+            "CPUs a default-sized pool uses: the affinity count, lowered to the cgroup CPU limit.",
+            labels=["source"],
+        )
+        self.cpu_limit = GaugeMetricFamily(
+            "loopsafe_cpu_limit_cpus",
+            "The container's CPU quota in CPUs (quota / period), tightest cgroup level.",
+            labels=["source"],
+        )
+        self.memory_limit = GaugeMetricFamily(
+            "loopsafe_memory_limit_bytes",
+            "The container's memory limit in bytes, tightest cgroup level.",
+            labels=["source"],
+        )
+
+    def add_limits(self, limits: ContainerLimits) -> None:
+        self.usable_cpus.add_metric([limits.source], float(limits.cpus))
+        if limits.cpu_quota is not None:
+            self.cpu_limit.add_metric([limits.source], limits.cpu_quota)
+        if limits.memory_limit is not None:
+            self.memory_limit.add_metric([limits.source], float(limits.memory_limit))
+
     def all(self) -> list[Metric]:
         return [
             *self.gauges.values(),
             *self.counters.values(),
             self.service,
             *self.lag.values(),
+            self.usable_cpus,
+            self.cpu_limit,
+            self.memory_limit,
         ]
 
 

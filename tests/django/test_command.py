@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.utils.version import get_complete_version
 
 from loopsafe import usable_cpus
+from loopsafe._limits import container_limits
 
 DJANGO_VERSION = get_complete_version()
 
@@ -26,6 +27,7 @@ def test_prints_pool_backends_hashers_and_costs():
     text = run("--repeat", "1")
     assert "max_workers=2 max_queue_wait=none max_pending=1024" in text
     assert "PATCH_AUTH  off" in text
+    assert f"limits      {container_limits().describe()}" in text
     assert "loopsafe.django.backends.ModelBackend  [loopsafe: hashes on the pool]" in text
     assert re.search(r"pbkdf2_sha256 +TestPBKDF2PasswordHasher +iterations=100000", text)
     assert re.search(r"cpu [0-9.]+ ms, wall [0-9.]+ ms, capacity [0-9.]+ hashes/s", text)
@@ -72,3 +74,11 @@ def test_notes_argon2_lanes_beyond_the_cpus():
     assert noted == (cpus < 8)
     if noted:
         assert f"proposes parallelism={cpus}" in text
+
+
+def test_limits_line_names_an_explicit_max_workers():
+    """With MAX_WORKERS set, the limits line says the setting wins over what was detected."""
+    with override_settings(LOOPSAFE={"MAX_WORKERS": 7}):
+        text = run("--no-measure")
+    assert "max_workers=7" in text
+    assert "MAX_WORKERS=7 is set: it wins over the limits" in text

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
+from loopsafe._limits import container_limits
 from loopsafe._settings import DEFAULT_NICE, MAX_NICE, usable_cpus
 from loopsafe.cli._measure import MissingExtra
 
@@ -445,6 +446,7 @@ def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Displ
         )
         fixed = dataclasses.replace(fixed, argon2_parallelism=lanes)
     display.note(f"loopsafe calibrate: aiming for {target_ms:g} ms of CPU per hash")
+    display.note(f"limits: {container_limits().describe()}")
     with display:
         result = calibrate(
             target_ms / 1000,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
+from loopsafe._limits import container_limits
 from loopsafe._settings import usable_cpus
 
 if sys.version_info >= (3, 11):
@@ -83,6 +84,8 @@ def machine_info() -> dict[str, object]:
     return {
         "usable_cpus": usable_cpus(),
         "cpu_count": os.cpu_count(),
+        # What the pool is sized from, and where it was read (cgroup limits).
+        "container": container_limits().as_dict(),
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
         "platform": platform.platform(terse=True),

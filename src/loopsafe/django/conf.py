@@ -169,8 +169,9 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
         pool = default_pool()
         current = (pool.max_workers, pool.max_queue_wait, pool.max_pending, pool.nice)
         if (config.explicit or reconcile_pool) and current != config.pool_settings:
-            workers, wait, pending, nice = config.pool_settings
-            configure(workers, max_queue_wait=wait, max_pending=pending, nice=nice)
+            _, wait, pending, nice = config.pool_settings
+            # None, not the resolved count: a default-sized pool follows the container's limit.
+            configure(config.max_workers, max_queue_wait=wait, max_pending=pending, nice=nice)
         if config.patch_auth:
             _patch.patch()
         else:

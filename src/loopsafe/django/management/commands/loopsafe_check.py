@@ -23,6 +23,7 @@ from django.utils.module_loading import import_string
 from django.utils.version import get_version
 
 from loopsafe._default import default_pool
+from loopsafe._limits import container_limits
 from loopsafe._settings import usable_cpus
 from loopsafe.django import _patch, conf
 from loopsafe.django._passwords import DJANGO_VERSION
@@ -128,6 +129,10 @@ class Command(BaseCommand):
             f"            threads={stats.threads} running={stats.running} queued={stats.queued} "
             f"admitted={stats.admitted} completed={stats.completed} rejected={stats.rejected}"
         )
+        limits = container_limits()
+        write(f"limits      {limits.describe()}")
+        if config.max_workers is not None and config.max_workers != limits.cpus:
+            write(f"            MAX_WORKERS={config.max_workers} is set: it wins over the limits")
         patched = _patch.patched()
         if patched:
             write(f"PATCH_AUTH  on: {', '.join(patched)}")
