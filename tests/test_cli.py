@@ -147,6 +147,7 @@ def test_calibrate_quick_prints_code_that_runs(capsys, tmp_path):
     assert password_hash.verify("pw", password_hash.hash("pw"))
 
 
+@pytest.mark.slow
 def test_calibrate_argon2_lanes(capsys, tmp_path):
     """Argon2's lanes default to at most the usable cores; --argon2-lanes chooses them."""
     common = ["calibrate", "--profile", "6.1", "--hasher", "argon2", "--target-ms", "5"]

@@ -169,6 +169,7 @@ class TestInAClass:
 class TestPlugin:
     """The plugin as users meet it: marker, fixture, ini option, through a real pytest run."""
 
+    @pytest.mark.slow
     def test_fails_blocked_tests_and_passes_offloaded_ones(self, pytester, hasher):
         """On every backend, tests that hash on the loop fail; the same under loopsafe pass."""
         pytester.makepyfile(
