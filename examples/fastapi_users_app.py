@@ -121,7 +121,7 @@ if USE_LOOPSAFE:
     # server from starting instead of failing the first login.
     password_helper: Any = PasswordHelper(PasswordHash.recommended(profile=PROFILE))
 
-    class UserManager(_Hooks, PoolPasswordManagerMixin[User, uuid.UUID], UUIDIDMixin):
+    class UserManager(_Hooks, UUIDIDMixin, PoolPasswordManagerMixin[User, uuid.UUID]):
         """Every hash and verification on loopsafe's pool."""
 
 else:

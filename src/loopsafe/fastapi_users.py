@@ -11,7 +11,7 @@ here, in two pieces::
 
     password_helper = PasswordHelper()  # built at import: a missing argon2-cffi fails here
 
-    class UserManager(PoolPasswordManagerMixin[User, uuid.UUID], UUIDIDMixin):
+    class UserManager(UUIDIDMixin, PoolPasswordManagerMixin[User, uuid.UUID]):
         reset_password_token_secret = SECRET
         verification_token_secret = SECRET
 
@@ -160,7 +160,7 @@ def _check_str(value: object, name: str) -> None:
 
 
 @cache
-def default_password_helper() -> PasswordHelper:
+def _default_password_helper() -> PasswordHelper:
     """Return the process-wide `PasswordHelper()` the mixin uses when given none."""
     return PasswordHelper()
 
@@ -168,8 +168,10 @@ def default_password_helper() -> PasswordHelper:
 class PoolPasswordManagerMixin(BaseUserManager[models.UP, models.ID]):
     """A fastapi-users ``BaseUserManager`` that hashes and verifies on the loopsafe pool.
 
-    Put it before ``UUIDIDMixin``/``IntegerIDMixin`` (or anything else) in
-    your ``UserManager``'s bases, in place of ``BaseUserManager``. Each method
+    Use it in place of ``BaseUserManager`` in your ``UserManager``'s bases,
+    after ``UUIDIDMixin``/``IntegerIDMixin`` as fastapi-users' docs put them
+    (a class that puts an ID mixin after it raises `TypeError` when it is
+    defined: ``BaseUserManager.parse_id`` would hide the mixin's). Each method
     below is fastapi-users' own (15.x), step for step, with every call of the
     password helper awaited off the loop:
 
@@ -195,6 +197,17 @@ class PoolPasswordManagerMixin(BaseUserManager[models.UP, models.ID]):
             ``verify_and_update`` or ``generate``.
     """
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Refuse bases in an order that hides an ID mixin's ``parse_id`` (fails at import)."""
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        for later in mro[mro.index(BaseUserManager) + 1 :]:
+            if "parse_id" in vars(later):
+                raise TypeError(
+                    f"{cls.__name__}: put {later.__name__} before PoolPasswordManagerMixin in "
+                    f"its bases, or BaseUserManager.parse_id hides {later.__name__}.parse_id"
+                )
+
     def __init__(
         self,
         user_db: BaseUserDatabase[models.UP, models.ID],
@@ -202,7 +215,7 @@ class PoolPasswordManagerMixin(BaseUserManager[models.UP, models.ID]):
     ) -> None:
         """Keep the database adapter and the helper (default: the shared `PasswordHelper`)."""
         if password_helper is None:
-            password_helper = default_password_helper()
+            password_helper = _default_password_helper()
         missing = [
             name
             for name in ("hash", "verify_and_update", "generate")

@@ -56,13 +56,13 @@ from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_noop as _
 
-from loopsafe._hashers import MCFBCryptHasher, PHCArgon2Hasher
 from loopsafe.exceptions import HasherNotAvailable
+from loopsafe.hashers import MCFBCryptHasher, PHCArgon2Hasher
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
 
-    from loopsafe._hashers import Hasher
+    from loopsafe.hashers import Hasher
 
 __all__ = [
     "BARE_ALGORITHM",
