@@ -6,7 +6,7 @@ change, forgotten-password token, reset and OAuth sign-up runs Argon2 on the
 event loop. Its ``PasswordHelperProtocol`` is synchronous, so the fix lives
 here, in two pieces::
 
-    from fastapi_users import BaseUserManager, UUIDIDMixin
+    from fastapi_users import UUIDIDMixin
     from loopsafe.fastapi_users import PasswordHelper, PoolPasswordManagerMixin
 
     password_helper = PasswordHelper()  # built at import: a missing argon2-cffi fails here
@@ -25,7 +25,7 @@ here, in two pieces::
   the unknown-user dummy hash (Django ticket #20760) included, and the rehash
   on login made inside the same call as the verification. A full pool raises
   `loopsafe.Overloaded`, which ``loopsafe.starlette.EXCEPTION_HANDLERS`` turns
-  into HTTP 503 with ``Retry-After``; the login is neither failed nor counted.
+  into HTTP 503 with ``Retry-After``: the login is not failed, nothing is saved.
 - `PasswordHelper` keeps fastapi-users' synchronous ``PasswordHelperProtocol``
   (``hash``, ``verify_and_update``, ``generate``) on a `loopsafe.PasswordHash`,
   for code that calls it directly, and adds the async twins the mixin awaits.
