@@ -21,9 +21,10 @@ A separate load process (httpx) registers one user, then sends 20 concurrent
 logins while probing /health every 10 ms until the burst is answered (bounded
 by count and time). Rounds rotate the variants' order; the summary gives the
 median over rounds of each figure, and the CPU share of the server process
-during the burst, as MEASURE.md asks. Hold the machine's benchmark lock:
+during the burst (docs/measuring.md). On a shared machine, hold its benchmark
+lock (``flock LOCKFILE python ...``) so no other benchmark overlaps:
 
-    flock /work/team/bench.lock python benchmarks/fastapi_users_health.py [--rounds 3]
+    python benchmarks/fastapi_users_health.py [--rounds 3]
 """
 
 from __future__ import annotations
