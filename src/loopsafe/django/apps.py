@@ -1,6 +1,7 @@
 """The Django app: add ``"loopsafe.django"`` to ``INSTALLED_APPS``.
 
 At start-up it applies ``settings.LOOPSAFE`` (pool bounds, ``PATCH_AUTH``),
+checks how ``PASSWORD_HASHERS`` uses `loopsafe.django.hashers`,
 follows later changes of that setting, and registers loopsafe's system checks
 (tag ``loopsafe``).
 """
@@ -27,8 +28,10 @@ class LoopsafeConfig(AppConfig):
 
         from loopsafe.django import checks as loopsafe_checks
         from loopsafe.django import conf
+        from loopsafe.django.hashers import check_password_hashers
 
         conf.apply(conf.get_settings())
+        check_password_hashers()  # the bare-hash readers: a mistake fails start-up
         setting_changed.connect(
             conf.setting_changed_receiver, dispatch_uid="loopsafe.django.conf.setting_changed"
         )
