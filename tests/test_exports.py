@@ -76,3 +76,16 @@ def test_version():
     assert loopsafe.__version__
     with pytest.raises(AttributeError):
         loopsafe.no_such_name  # noqa: B018
+
+
+def test_django_integration_without_django_names_the_extra():
+    """Importing loopsafe.django where Django is missing says which extra to install."""
+    code = (
+        "import sys; sys.modules['django'] = None\n"
+        "try:\n    import loopsafe.django\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "pip install 'loopsafe[django]'" in out

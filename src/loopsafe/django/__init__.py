@@ -24,6 +24,11 @@ Importing this package needs Django installed, not configured.
 
 from __future__ import annotations
 
+try:
+    import django  # noqa: F401 - only to name the extra when Django is missing
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides Django
+    raise ImportError("loopsafe.django needs Django: pip install 'loopsafe[django]'") from exc
+
 from loopsafe.django._authenticate import aauthenticate
 from loopsafe.django._passwords import (
     acheck_password,
