@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import loopsafe
 from _support import report
-from loopsafe import _limits
+from loopsafe import _cgroup, _limits
 from loopsafe._limits import ContainerLimits, detect
 
 if TYPE_CHECKING:
@@ -702,11 +702,11 @@ def _writable_cpu_cgroup() -> Path | None:
         mountinfo = Path("/proc/self/mountinfo").read_text()
     except OSError:
         return None
-    v1_paths, _ = _limits._parse_proc_cgroup(proc)
-    mounts = [m for m in _limits._parse_mountinfo(mountinfo) if "cpu" in m.controllers]
+    v1_paths, _ = _cgroup._parse_proc_cgroup(proc)
+    mounts = [m for m in _cgroup._parse_mountinfo(mountinfo) if "cpu" in m.controllers]
     if "cpu" not in v1_paths or not mounts:
         return None  # cgroup v2 would need the cpu controller delegated: not tried here
-    levels = _limits._levels(Path("/"), mounts[0], v1_paths["cpu"])
+    levels = _cgroup._levels(Path("/"), mounts[0], v1_paths["cpu"])
     if not levels or not os.access(levels[0].directory, os.W_OK):
         return None
     return levels[0].directory
