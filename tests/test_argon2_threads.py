@@ -8,6 +8,7 @@ ones (the Argon2 reference CLI's, Django's, argon2-cffi's) and live ones.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -20,7 +21,9 @@ import pytest
 from argon2.exceptions import HashingError, VerificationError
 from argon2.low_level import Type, hash_secret, hash_secret_raw, verify_secret
 
+from loopsafe import Argon2Hasher, HashPool, LoopLagMonitor, PHCArgon2Hasher
 from loopsafe.hashers import _argon2_core as core
+from loopsafe.hashers._argon2 import argon2_threads
 
 VECTORS = json.loads(
     (pathlib.Path(__file__).parent / "vectors" / "argon2-lanes.json").read_text(encoding="utf-8")
@@ -30,9 +33,12 @@ LANES = [1, 2, 4, 8, 16]
 # The Argon2 reference CLI's output, as argon2-cffi's tests record it
 # (`echo -n password | ./argon2 somesalt -t 2 -m 16 -p 4`, -d, -id).
 CLI_HASHES = {
-    Type.I: b"$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$IMit9qkFULCMA/ViizL57cnTLOa5DiVM9eMwpAvPwr4",
-    Type.D: b"$argon2d$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$cZn5d+rFh+ZfuRhm2iGUGgcrW5YLeM6q7L3vBsdmFA0",
-    Type.ID: b"$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo",
+    Type.I: b"$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$"
+    b"IMit9qkFULCMA/ViizL57cnTLOa5DiVM9eMwpAvPwr4",
+    Type.D: b"$argon2d$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$"
+    b"cZn5d+rFh+ZfuRhm2iGUGgcrW5YLeM6q7L3vBsdmFA0",
+    Type.ID: b"$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$"
+    b"GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo",
 }
 # argon2-cffi's test vector for a hash without "v=": Argon2 1.0.
 CLI_HASH_I_V10 = (
@@ -78,7 +84,10 @@ def test_version_10_vector() -> None:
 
 @pytest.mark.parametrize(
     "vector",
-    [pytest.param(v, id=f"p{v['params']['parallelism']}-{i}") for i, v in enumerate(VECTORS["django"])],
+    [
+        pytest.param(v, id=f"p{v['params']['parallelism']}-{i}")
+        for i, v in enumerate(VECTORS["django"])
+    ],
 )
 def test_django_vectors(vector: dict[str, object]) -> None:
     """Django's stock Argon2PasswordHasher output is remade byte for byte with one thread."""
@@ -112,7 +121,7 @@ def test_django_vectors(vector: dict[str, object]) -> None:
     ],
 )
 def test_argon2_cffi_vectors(vector: dict[str, object]) -> None:
-    """argon2-cffi's hash_secret output (every type, versions 19 and 16) is remade with one thread."""
+    """argon2-cffi's hash_secret output (all types, versions 19 and 16) is remade by one thread."""
     params = vector["params"]
     assert isinstance(params, dict)
     kind = Type[params["type"]]
@@ -200,7 +209,7 @@ def _refusals(good: bytes) -> list[object]:
 
 @pytest.mark.parametrize("index", range(19))
 def test_answers_like_verify_secret(good_hash: bytes, index: int) -> None:
-    """Odd and broken strings verify exactly as argon2-cffi's verify_secret says (False if it raises)."""
+    """Odd and broken strings verify as argon2-cffi's verify_secret says (False if it raises)."""
     case = _refusals(good_hash)[index]
     encoded: str = case.values[0]  # type: ignore[attr-defined]
     expected = _cffi_verify(encoded.encode(), b"pw", Type.ID)
@@ -298,7 +307,7 @@ class TestArena:
     @pytest.fixture(autouse=True)
     def _restore(self) -> object:
         """Put the module's arena settings back after each test."""
-        keep, max_bytes = core._arena.keep, core._arena.max_bytes  # noqa: SLF001 - the state under test
+        keep, max_bytes = core._arena.keep, core._arena.max_bytes
         yield None
         core.keep_memory(keep, max_bytes=max_bytes)
 
@@ -320,29 +329,35 @@ class TestArena:
         core.keep_memory(2)
         for memory_cost in (64, 128, 256):
             self._hash(memory_cost)
-        assert core._arena.kept_bytes() == (256 + 128) * 1024  # noqa: SLF001 - the state under test
+        assert core._arena.kept_bytes() == (256 + 128) * 1024
 
     def test_a_buffer_above_max_bytes_is_not_kept(self) -> None:
         """A hash's memory above ``max_bytes`` is unmapped after the hash."""
         core.keep_memory(0)
         core.keep_memory(2, max_bytes=100 * 1024)
         self._hash(256)
-        assert core._arena.kept_bytes() == 0  # noqa: SLF001 - the state under test
+        assert core._arena.kept_bytes() == 0
 
     def test_keep_zero_unmaps_everything(self) -> None:
         """keep_memory(0) unmaps the kept buffers now and maps every hash's memory anew."""
         self._hash(64)
         core.keep_memory(0)
-        assert core._arena.kept_bytes() == 0  # noqa: SLF001 - the state under test
+        assert core._arena.kept_bytes() == 0
         assert self._hash(64) == self._hash(64)
-        assert core._arena.kept_bytes() == 0  # noqa: SLF001 - the state under test
+        assert core._arena.kept_bytes() == 0
 
     def test_reused_memory_gives_the_same_answers_across_threads(self) -> None:
-        """Threads sharing two kept buffers all get argon2-cffi's answer (a barrier starts them together)."""
+        """Threads sharing two kept buffers all get argon2-cffi's answer (started by a barrier)."""
         core.keep_memory(2)
         expected = {
             m: hash_secret_raw(
-                b"pw", b"somesaltsomesalt", time_cost=1, memory_cost=m, parallelism=1, hash_len=32, type=Type.ID
+                b"pw",
+                b"somesaltsomesalt",
+                time_cost=1,
+                memory_cost=m,
+                parallelism=1,
+                hash_len=32,
+                type=Type.ID,
             )
             for m in (64, 96, 128, 160)
         }
@@ -366,7 +381,7 @@ class TestArena:
         finally:
             sys.setswitchinterval(interval)
         assert wrong == []
-        assert len(core._arena._free) <= 2  # noqa: SLF001 - the state under test
+        assert len(core._arena._free) <= 2
 
 
 def test_the_call_releases_the_gil() -> None:
@@ -385,10 +400,104 @@ def test_the_call_releases_the_gil() -> None:
     counter.start()
     try:
         core.hash_raw(
-            b"pw", b"somesaltsomesalt", time_cost=4, memory_cost=16384, parallelism=8, hash_len=32, type=Type.ID
+            b"pw",
+            b"somesaltsomesalt",
+            time_cost=4,
+            memory_cost=16384,
+            parallelism=8,
+            hash_len=32,
+            type=Type.ID,
         )
     finally:
         done.set()
         counter.join()
     assert time.perf_counter() - start > 0
     assert ticks > 10
+
+
+class TestHashers:
+    """`Argon2Hasher` and `PHCArgon2Hasher` compute through the core, one thread on a worker."""
+
+    def test_default_is_one_thread_on_a_pool_worker(self) -> None:
+        """None means 1 thread on a HashPool worker and the lanes elsewhere."""
+
+        async def on_pool() -> int:
+            pool = HashPool(max_workers=1, name="argon2-threads-test")
+            try:
+                return await pool.run(argon2_threads, None, 8)
+            finally:
+                await pool.aclose()
+
+        assert asyncio.run(on_pool()) == 1
+        assert argon2_threads(None, 8) == 8
+        assert argon2_threads(3, 8) == 3
+
+    @pytest.mark.parametrize("threads", [None, 1, 2, 16])
+    @pytest.mark.parametrize("lanes", LANES)
+    def test_django_format_is_argon2_cffis(self, lanes: int, threads: int | None) -> None:
+        """Argon2Hasher makes and verifies what argon2-cffi makes, for any lanes and threads."""
+        hasher = Argon2Hasher(
+            time_cost=1, memory_cost=16 * lanes, parallelism=lanes, threads=threads
+        )
+        encoded = hasher.encode("correct horse", "somesaltsomesalt")
+        expected = hash_secret(
+            b"correct horse",
+            b"somesaltsomesalt",
+            time_cost=1,
+            memory_cost=16 * lanes,
+            parallelism=lanes,
+            hash_len=32,
+            type=Type.ID,
+        )
+        assert encoded == "argon2" + expected.decode("ascii")
+        assert hasher.verify("correct horse", encoded)
+        assert not hasher.verify("correct hors", encoded)
+
+    @pytest.mark.parametrize("vector", VECTORS["argon2_cffi"][:15], ids=lambda v: v["encoded"][:30])
+    def test_phc_reader_verifies_argon2_cffi_hashes_with_one_thread(
+        self, vector: dict[str, object]
+    ) -> None:
+        """PHCArgon2Hasher(threads=1) verifies argon2-cffi's hashes (argon2id, v19 and v16)."""
+        reader = PHCArgon2Hasher(threads=1)
+        password = str(vector["password"])
+        assert reader.verify(password, str(vector["encoded"]))
+        assert not reader.verify(password + "!", str(vector["encoded"]))
+
+    @pytest.mark.parametrize("hasher_cls", [Argon2Hasher, PHCArgon2Hasher])
+    @pytest.mark.parametrize(
+        ("threads", "error"),
+        [
+            pytest.param(0, ValueError, id="zero"),
+            pytest.param(2**24, ValueError, id="over-c-max"),
+            pytest.param(True, TypeError, id="bool"),
+            pytest.param("2", TypeError, id="str"),
+        ],
+    )
+    def test_threads_argument_is_checked(
+        self,
+        hasher_cls: type[Argon2Hasher | PHCArgon2Hasher],
+        threads: object,
+        error: type[Exception],
+    ) -> None:
+        """A bad ``threads`` argument raises at construction, naming it."""
+        with pytest.raises(error, match="threads"):
+            hasher_cls(threads=threads)  # type: ignore[arg-type]
+
+    def test_verification_on_a_pool_keeps_the_loop_responsive(self) -> None:
+        """40 verifications at 8 lanes on a 2-worker pool leave the loop's lag far under 100 ms."""
+        hasher = Argon2Hasher(time_cost=2, memory_cost=8192, parallelism=8)
+        encoded = hasher.hash("pw")
+
+        async def run() -> float:
+            pool = HashPool(max_workers=2, max_queue_wait=None, name="argon2-lag-test")
+            try:
+                async with LoopLagMonitor() as lag:
+                    answers = await asyncio.gather(
+                        *(pool.run(hasher.verify, "pw", encoded) for _ in range(40))
+                    )
+            finally:
+                await pool.aclose()
+            assert all(answers)
+            return lag.snapshot().max
+
+        assert asyncio.run(run()) < 0.1

@@ -39,13 +39,15 @@ def django_vectors() -> list[dict[str, object]]:
             {"time_cost": 1, "memory_cost": 16 * lanes, "parallelism": lanes},
         )
         for password, salt in zip(PASSWORDS, SALTS, strict=True):
-            out.append({
-                "made_by": f"Django {django.get_version()} Argon2PasswordHasher.encode",
-                "params": {"time_cost": 1, "memory_cost": 16 * lanes, "parallelism": lanes},
-                "password": password,
-                "salt": salt,
-                "encoded": hasher_cls().encode(password, salt),
-            })
+            out.append(
+                {
+                    "made_by": f"Django {django.get_version()} Argon2PasswordHasher.encode",
+                    "params": {"time_cost": 1, "memory_cost": 16 * lanes, "parallelism": lanes},
+                    "password": password,
+                    "salt": salt,
+                    "encoded": hasher_cls().encode(password, salt),
+                }
+            )
     return out
 
 
@@ -67,20 +69,22 @@ def cffi_vectors() -> list[dict[str, object]]:
                     type=kind,
                     version=argon2_version,
                 )
-                out.append({
-                    "made_by": f"argon2-cffi {version} low_level.hash_secret",
-                    "params": {
-                        "type": kind.name,
-                        "version": argon2_version,
-                        "time_cost": 2,
-                        "memory_cost": 8 * lanes + 8,
-                        "parallelism": lanes,
-                        "hash_len": 16 + lanes,
-                    },
-                    "password": password,
-                    "salt_b64": base64.b64encode(salt).decode(),
-                    "encoded": encoded.decode("ascii"),
-                })
+                out.append(
+                    {
+                        "made_by": f"argon2-cffi {version} low_level.hash_secret",
+                        "params": {
+                            "type": kind.name,
+                            "version": argon2_version,
+                            "time_cost": 2,
+                            "memory_cost": 8 * lanes + 8,
+                            "parallelism": lanes,
+                            "hash_len": 16 + lanes,
+                        },
+                        "password": password,
+                        "salt_b64": base64.b64encode(salt).decode(),
+                        "encoded": encoded.decode("ascii"),
+                    }
+                )
     return out
 
 

@@ -1,10 +1,16 @@
-"""Argon2 in Django's format (``argon2$argon2id$...``), through argon2-cffi."""
+"""Argon2 in Django's format (``argon2$argon2id$...``), through argon2-cffi.
+
+Every Argon2 hash and verification in loopsafe goes through `hash_argon2` and
+`verify_argon2` here, which compute the stored lanes with `argon2_threads`
+threads (`loopsafe.hashers._argon2_core`): one on a pool worker.
+"""
 
 from __future__ import annotations
 
 import base64
 from typing import Any, ClassVar, Protocol
 
+from loopsafe._pool import on_worker
 from loopsafe.hashers._base import Hasher
 from loopsafe.hashers._fields import (
     _ARGON2_TAG,
@@ -43,20 +49,40 @@ def check_argon2_cost(
         raise _BadHash(f"time_cost * memory_cost is over this hasher's bound {bounds.max_work}")
 
 
-def verify_argon2(phc: str, password: bytes, variety: str) -> bool:
+#: The C library's highest thread count (``ARGON2_MAX_THREADS``).
+MAX_THREADS = 0xFFFFFF
+
+
+def argon2_threads(threads: int | None, lanes: int) -> int:
+    """How many threads compute ``lanes`` lanes: ``threads`` if set, else the default.
+
+    The default is 1 on a loopsafe pool worker, whose pool already runs one
+    hash per core, so lane threads would only compete with the event loop's
+    thread; elsewhere it is ``lanes``, argon2-cffi's own choice. The hash is
+    the same either way.
+    """
+    if threads is not None:
+        return threads
+    return 1 if on_worker() else lanes
+
+
+def verify_argon2(
+    phc: str, password: bytes, variety: str, *, lanes: int, threads: int | None = None
+) -> bool:
     """Check ``password`` against a bare PHC string (``$argon2id$v=19$...``) within bounds.
 
     The one Argon2 verification both `Argon2Hasher` (its string after the
-    ``argon2`` prefix) and `PHCArgon2Hasher` run. The caller has imported argon2.
+    ``argon2`` prefix) and `PHCArgon2Hasher` run, after `check_argon2_cost`:
+    argon2-cffi's ``verify_secret`` computed by `argon2_threads` threads. The
+    caller has imported argon2. A string the C library refuses, or another
+    variety than ``variety``, verifies as False, as with ``verify_secret``.
     """
-    import argon2
+    from argon2.low_level import Type
 
-    kind = argon2.low_level.Type[variety.removeprefix("argon2").upper()]
-    try:
-        return argon2.low_level.verify_secret(phc.encode("ascii"), password, kind)
-    except argon2.exceptions.VerificationError:
-        # A mismatch, or a string the C library refuses to decode.
-        return False
+    from loopsafe.hashers import _argon2_core
+
+    kind = Type[variety.removeprefix("argon2").upper()]
+    return _argon2_core.verify_encoded(phc, password, kind, threads=argon2_threads(threads, lanes))
 
 
 class Argon2Hasher(Hasher):
@@ -65,10 +91,19 @@ class Argon2Hasher(Hasher):
     Made like Django's: argon2-cffi's low-level ``hash_secret`` with the salt
     string's bytes and a 32-byte hash. Stored argon2i and argon2d hashes verify too.
 
+    The lanes (``parallelism``, ``p=`` in a stored hash) are part of the hash;
+    the threads that compute them are not. argon2-cffi starts one thread per
+    lane; on a loopsafe pool worker this hasher computes all lanes on the
+    worker's own thread, through argon2-cffi's ``argon2_context``, with the
+    same bytes as a result. Pass ``threads`` to choose otherwise.
+
     Args:
         time_cost: Passes over memory (Django: 2).
         memory_cost: KiB of memory per hash (Django: 102400, i.e. 100 MiB).
         parallelism: Lanes (Django: 8).
+        threads: Threads that compute the lanes of every hash and verification
+            (at most the lanes are used). None: 1 on a loopsafe pool worker,
+            the lanes elsewhere (argon2-cffi's choice).
     """
 
     algorithm: ClassVar[str] = "argon2"
@@ -80,7 +115,7 @@ class Argon2Hasher(Hasher):
     max_memory_cost: ClassVar[int] = 2 * 1024 * 1024
     #: 32x Django's 2 passes (RFC 9106's low-memory profile uses 3).
     max_time_cost: ClassVar[int] = 64
-    #: 8x Django's 8 lanes; every lane is a thread in the C library.
+    #: 8x Django's 8 lanes (on a pool worker one thread computes them all).
     max_parallelism: ClassVar[int] = 64
     #: time_cost x memory_cost, in KiB passes: twice RFC 9106's high-memory
     #: profile (1 pass over 2 GiB) and 20x the work of Django's default, so a
@@ -95,8 +130,10 @@ class Argon2Hasher(Hasher):
         time_cost: int = 2,
         memory_cost: int = 102_400,
         parallelism: int = 8,
+        threads: int | None = None,
     ) -> None:
         """Set the cost of new hashes (the library is imported on first use)."""
+        self._threads = None if threads is None else _check_cost("threads", threads, 1, MAX_THREADS)
         self._time_cost = _check_cost("time_cost", time_cost, 1, self.max_time_cost)
         self._memory_cost = _check_cost("memory_cost", memory_cost, 8, self.max_memory_cost)
         self._parallelism = _check_cost("parallelism", parallelism, 1, self.max_parallelism)
@@ -125,6 +162,11 @@ class Argon2Hasher(Hasher):
         return self._memory_cost * 1024
 
     @property
+    def threads(self) -> int | None:
+        """Threads per hash, or None for `argon2_threads`' default (1 on a pool worker)."""
+        return self._threads
+
+    @property
     def params(self) -> dict[str, int]:
         """time_cost, memory_cost (KiB) and parallelism."""
         return {
@@ -147,7 +189,9 @@ class Argon2Hasher(Hasher):
             raise ValueError(f"argon2 salts must be at least {self.min_salt_length} bytes")
         with self._importing():
             import argon2
-        data = argon2.low_level.hash_secret(
+
+            from loopsafe.hashers import _argon2_core
+        data = _argon2_core.hash_encoded(
             secret,
             salt.encode(),
             time_cost=self._time_cost,
@@ -155,6 +199,7 @@ class Argon2Hasher(Hasher):
             parallelism=self._parallelism,
             hash_len=argon2.DEFAULT_HASH_LENGTH,
             type=argon2.low_level.Type.ID,
+            threads=argon2_threads(self._threads, self._parallelism),
         )
         return self.algorithm + data.decode("ascii")
 
@@ -185,7 +230,13 @@ class Argon2Hasher(Hasher):
     def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:
         with self._importing():
             import argon2  # noqa: F401 - only to turn a missing library into HasherNotAvailable
-        return verify_argon2(encoded[len(self.algorithm) :], password, decoded["variety"])
+        return verify_argon2(
+            encoded[len(self.algorithm) :],
+            password,
+            decoded["variety"],
+            lanes=decoded["parallelism"],
+            threads=self._threads,
+        )
 
     def _outdated(self, decoded: dict[str, Any]) -> bool:
         with self._importing():

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from loopsafe.hashers._argon2 import Argon2Hasher, check_argon2_cost, verify_argon2
+from loopsafe.hashers._argon2 import MAX_THREADS, Argon2Hasher, check_argon2_cost, verify_argon2
 from loopsafe.hashers._base import Hasher
 from loopsafe.hashers._bcrypt import BCryptSHA256Hasher
 from loopsafe.hashers._fields import (
     _BCRYPT_MAX_PASSWORD,
     _BadHash,
     _bcrypt_fields,
+    _check_cost,
     _int_field,
     _unpadded_b64_field,
 )
@@ -78,7 +79,12 @@ class PHCArgon2Hasher(_Reader):
     ``argon2`` too: argon2id, argon2i or argon2d, version 19, or 16 when
     ``v=`` is missing. Verification is argon2-cffi's low-level
     ``verify_secret``, after the parameters were checked against
-    `Argon2Hasher`'s bounds, so a hostile hash verifies as False without work.
+    `Argon2Hasher`'s bounds, so a hostile hash verifies as False without work;
+    its lanes are computed by one thread on a pool worker, as `Argon2Hasher`'s.
+
+    Args:
+        threads: Threads that compute a hash's lanes; None: 1 on a loopsafe
+            pool worker, the lanes elsewhere (see `Argon2Hasher`).
 
     Verify-only: every hash it reads must be updated, so a correct password
     through ``PasswordHash.verify_and_update`` comes back with the preferred
@@ -99,6 +105,15 @@ class PHCArgon2Hasher(_Reader):
     min_salt_length: ClassVar[int] = Argon2Hasher.min_salt_length
     #: The C library's minimum tag length (``ARGON2_MIN_OUTLEN``).
     min_hash_length: ClassVar[int] = 4
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        """Choose the threads per verification (the library is imported on first use)."""
+        self._threads = None if threads is None else _check_cost("threads", threads, 1, MAX_THREADS)
+
+    @property
+    def threads(self) -> int | None:
+        """Threads per verification, or None for the default (1 on a pool worker)."""
+        return self._threads
 
     def _decode(self, encoded: str) -> dict[str, Any]:
         match = _PHC_ARGON2.fullmatch(encoded)
@@ -126,7 +141,13 @@ class PHCArgon2Hasher(_Reader):
     def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:
         with self._importing():
             import argon2  # noqa: F401 - only to turn a missing library into HasherNotAvailable
-        return verify_argon2(encoded, password, decoded["variety"])
+        return verify_argon2(
+            encoded,
+            password,
+            decoded["variety"],
+            lanes=decoded["parallelism"],
+            threads=self._threads,
+        )
 
 
 class MCFBCryptHasher(_Reader):
