@@ -23,6 +23,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from loopsafe._calls import bind
 from loopsafe._default import default_pool
+from loopsafe.django import _argon2
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -72,14 +73,59 @@ class PasswordHolder(Protocol):
         """Save the given fields (Django's ``Model.asave``)."""
 
 
+# Django's own functions, to tell them from test mocks (which must apply).
+_DJANGO_VERIFY_PASSWORD = getattr(hashers, "verify_password", None)
+_DJANGO_MAKE_PASSWORD = hashers.make_password
+
+
+def _stock_argon2_installed() -> bool:
+    """Whether a hasher in ``PASSWORD_HASHERS`` is Django's stock Argon2 (see `_argon2`)."""
+    return any(_argon2.is_stock(hasher) for hasher in hashers.get_hashers())
+
+
 @hide_passwords
 def _verify(password: str | None, encoded: str | None, preferred: Any) -> tuple[bool, bool]:
-    """Django's ``verify_password``, with a port for Django 4.2, which has none."""
+    """Django's ``verify_password``, with a port for Django 4.2, which has none.
+
+    The port also runs when a hasher is Django's stock Argon2 (and
+    ``verify_password`` is Django's, not a mock): it is Django's function
+    step by step, with that hasher's work done by `_argon2` (same answer, no
+    lane threads).
+    """
     verify = getattr(hashers, "verify_password", None)
-    if verify is not None:
+    if verify is not None and (
+        verify is not _DJANGO_VERIFY_PASSWORD or not _stock_argon2_installed()
+    ):
         result: tuple[bool, bool] = verify(password, encoded, preferred=preferred)
         return result
     return _verify_password_4_2(password, encoded, preferred)
+
+
+def _hasher_verify(hasher: Any, password: Any, encoded: Any) -> bool:
+    """``hasher.verify``, through `_argon2` for Django's stock Argon2."""
+    answer = _argon2.verify(hasher, password, encoded)
+    if answer is None:
+        answer = bool(hasher.verify(password, encoded))
+    return answer
+
+
+@hide_passwords
+def _make(password: Any, salt: str | None = None, hasher: Any = "default") -> str:
+    """Django's ``make_password``, through `_argon2` when the hasher is Django's stock Argon2."""
+    if (
+        hashers.make_password is _DJANGO_MAKE_PASSWORD
+        and isinstance(password, str)
+        and _stock_argon2_installed()
+    ):
+        chosen = hashers.get_hasher(hasher)
+        if _argon2.is_stock(chosen):
+            salt = salt or chosen.salt()
+            encoded = _argon2.encode(chosen, password, salt)
+            if encoded is None:
+                encoded = chosen.encode(password, salt)
+            return str(encoded)
+    made: str = hashers.make_password(password, salt, hasher)
+    return made
 
 
 def _verify_password_4_2(
@@ -91,7 +137,9 @@ def _verify_password_4_2(
 
     Django 4.2's ``check_password`` does the same steps inline (and then calls
     the setter); this returns ``(is_correct, must_update)`` instead, so the
-    setter can run on the event loop after the hashing is done.
+    setter can run on the event loop after the hashing is done. Django 5.0 to
+    6.1's ``verify_password`` is this function, line for line; here the
+    stock Argon2 hasher's work goes through `_argon2`.
     """
     fake_runtime = password is None or not hashers.is_password_usable(encoded)
     preferred_hasher = hashers.get_hasher(preferred)
@@ -103,11 +151,11 @@ def _verify_password_4_2(
     if fake_runtime:
         # Run the default hasher once so these cases take as long as a real
         # check (Django ticket #20760).
-        hashers.make_password(get_random_string(hashers.UNUSABLE_PASSWORD_SUFFIX_LENGTH))
+        _make(get_random_string(hashers.UNUSABLE_PASSWORD_SUFFIX_LENGTH))
         return False, False
     hasher_changed = hasher.algorithm != preferred_hasher.algorithm
     must_update = hasher_changed or preferred_hasher.must_update(encoded)
-    is_correct = hasher.verify(password, encoded)
+    is_correct = _hasher_verify(hasher, password, encoded)
     if not is_correct and not hasher_changed and must_update:
         hasher.harden_runtime(password, encoded)
     return is_correct, must_update
@@ -122,7 +170,7 @@ def _verify_and_rehash(password: str | None, encoded: str | None) -> tuple[bool,
     """
     is_correct, must_update = _verify(password, encoded, "default")
     if is_correct and must_update and password is not None:
-        new_encoded: str = hashers.make_password(password)
+        new_encoded = _make(password)
         return True, new_encoded
     return is_correct, None
 
@@ -130,14 +178,23 @@ def _verify_and_rehash(password: str | None, encoded: str | None) -> tuple[bool,
 @hide_passwords
 def _make_password(password: str | bytes, salt: str | None, hasher: Any) -> str:
     """Django's ``make_password`` (looked up now, so mocks apply), in a marked frame."""
-    encoded: str = hashers.make_password(password, salt, hasher)  # type: ignore[arg-type] # Django accepts bytes; django-stubs says str
-    return encoded
+    return _make(password, salt, hasher)
 
 
 @hide_passwords
 def _set_password(user: Any, password: str) -> None:
-    """``user.set_password(password)`` in a marked frame."""
-    user.set_password(password)
+    """``user.set_password(password)`` in a marked frame.
+
+    Django's own ``AbstractBaseUser.set_password`` is run step by step, so a
+    stock Argon2 hash is made by `_argon2`; an overridden one is called.
+    """
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    if type(user).set_password is not AbstractBaseUser.set_password:
+        user.set_password(password)
+        return
+    user.password = _make(password)
+    user._password = password  # noqa: SLF001 - Django's own field for password_changed
 
 
 @hide_passwords
