@@ -149,13 +149,16 @@ def test_calibrate_quick_prints_code_that_runs(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_calibrate_argon2_lanes(capsys, tmp_path):
-    """Argon2's lanes default to at most the usable cores; --argon2-lanes chooses them."""
+    """Argon2 keeps the profile's lanes, reports each lane count's cost; --argon2-lanes chooses."""
     common = ["calibrate", "--profile", "6.1", "--hasher", "argon2", "--target-ms", "5"]
     document = run_json(capsys, tmp_path, *common)
-    lanes = document["results"][0]["params"]["parallelism"]
-    assert lanes == min(profiles.DJANGO_6_1.argon2_parallelism, usable_cpus())
+    row = document["results"][0]
+    assert row["params"]["parallelism"] == profiles.DJANGO_6_1.argon2_parallelism
+    assert set(row["cpu_ms_by_lanes"]) == {"1", "2", "4", "8"}
+    assert all(cpu > 0 for cpu in row["cpu_ms_by_lanes"].values())
     document = run_json(capsys, tmp_path, *common, "--argon2-lanes", "3")
     assert document["results"][0]["params"]["parallelism"] == 3
+    assert set(document["results"][0]["cpu_ms_by_lanes"]) == {"1", "2", "3", "4", "8"}
     assert "parallelism=3" in document["django_settings"] + document["password_hash"]
 
 

@@ -65,15 +65,18 @@ def test_reports_check_warnings_and_unavailable_hashers():
 
 
 def test_notes_argon2_lanes_beyond_the_cpus():
-    """Django's 8 Argon2 lanes on fewer CPUs get a note pointing at calibrate's choice."""
+    """Stock Argon2 gets no lanes note (loopsafe computes it); one with its own methods does."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.Argon2PasswordHasher"]):
         text = run("--no-measure")
     assert re.search(r"argon2 +Argon2PasswordHasher +time_cost=\d+ memory_cost=102400", text)
+    assert "Argon2 lanes on" not in text
+    with override_settings(PASSWORD_HASHERS=["testproject.hashers.OwnEncodeArgon2PasswordHasher"]):
+        text = run("--no-measure")
     cpus = usable_cpus()
     noted = f"note: 8 Argon2 lanes on {cpus} usable CPUs" in text
     assert noted == (cpus < 8)
     if noted:
-        assert f"proposes parallelism={cpus}" in text
+        assert f"parallelism={cpus}" in text
 
 
 def test_limits_line_names_an_explicit_max_workers():

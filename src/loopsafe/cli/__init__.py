@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._limits import container_limits
-from loopsafe._settings import DEFAULT_NICE, MAX_NICE, usable_cpus
+from loopsafe._settings import DEFAULT_NICE, MAX_NICE
 from loopsafe.cli._measure import MissingExtra
 
 if TYPE_CHECKING:
@@ -290,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="N",
         help=(
-            "Argon2 parallelism (default: the profile's, at most the usable cores: "
-            "under loopsafe's pool, lanes beyond the cores add threads, not speed)"
+            "Argon2 parallelism (default: the profile's; loopsafe computes every lane "
+            "count with one thread per worker, so it is free to choose)"
         ),
     )
     calibrate.add_argument(
@@ -437,14 +437,8 @@ def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Displ
         fixed = PROFILES[args.profile]
     else:
         fixed = _QUICK_FIXED if args.quick else profiles.DEFAULT
-    lanes = args.argon2_lanes or min(fixed.argon2_parallelism, usable_cpus())
-    if lanes != fixed.argon2_parallelism:
-        display.note(
-            f"Argon2 with {lanes} lane(s), not {fixed.argon2_parallelism}: this process may use "
-            f"{usable_cpus()} CPU(s), and the pool already runs one hash per CPU "
-            "(--argon2-lanes to choose)"
-        )
-        fixed = dataclasses.replace(fixed, argon2_parallelism=lanes)
+    if args.argon2_lanes:
+        fixed = dataclasses.replace(fixed, argon2_parallelism=args.argon2_lanes)
     display.note(f"loopsafe calibrate: aiming for {target_ms:g} ms of CPU per hash")
     display.note(f"limits: {container_limits().describe()}")
     with display:

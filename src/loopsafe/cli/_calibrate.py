@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from loopsafe import profiles
@@ -79,11 +79,14 @@ class Calibrated:
         algorithm: Django's algorithm name.
         hasher: A hasher with the chosen parameters.
         cpu_s: Median CPU seconds of one hash at those parameters.
-        wall_s: Median wall seconds of one hash alone (Argon2's lanes run in
-            parallel, so it is less than ``cpu_s``).
+        wall_s: Median wall seconds of one hash alone (computed as on a pool
+            worker: Argon2's lanes by one thread).
         capacity_per_s: Usable cores / ``cpu_s``: hashes (logins) per second.
         memory_bytes: Memory one hash in flight needs (from the parameters).
         note: Why the target could not be met, if it could not.
+        cpu_s_by_lanes: Argon2 only: median CPU seconds of one hash at the
+            chosen time and memory cost for each lane count (1, 2, 4, 8 and
+            the chosen one), computed as on a pool worker.
     """
 
     algorithm: str
@@ -93,6 +96,7 @@ class Calibrated:
     capacity_per_s: float
     memory_bytes: int
     note: str | None = None
+    cpu_s_by_lanes: dict[int, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """The result as JSON-ready values."""
@@ -104,6 +108,9 @@ class Calibrated:
             "capacity_per_s": round(self.capacity_per_s, 2),
             "memory_per_hash_mib": round(self.memory_bytes / _MIB, 3),
             "note": self.note,
+            "cpu_ms_by_lanes": {
+                str(lanes): round(cpu * 1000, 1) for lanes, cpu in self.cpu_s_by_lanes.items()
+            },
         }
 
 
@@ -190,7 +197,10 @@ def _argon2_for(
     top = max(1, min(Argon2Hasher.max_time_cost, Argon2Hasher.max_work // memory_cost))
 
     def make(t: int) -> Hasher:
-        return Argon2Hasher(time_cost=t, memory_cost=memory_cost, parallelism=parallelism)
+        # One thread for the lanes, as on a pool worker: the cost the pool pays.
+        return Argon2Hasher(
+            time_cost=t, memory_cost=memory_cost, parallelism=parallelism, threads=1
+        )
 
     # cost(t) = a + b*t: two probes give both (allocation and setup are the a).
     one, _ = _measure(make(1), repeats)
@@ -211,6 +221,31 @@ def _argon2_for(
     elif guess == top and cpu < target_s / 1.5:
         note = f"time_cost {top} is loopsafe's bound at this memory_cost"
     return hasher, cpu, wall, note
+
+
+def argon2_cost_by_lanes(hasher: Argon2Hasher, repeats: int) -> dict[int, float]:
+    """CPU seconds of one hash at ``hasher``'s time and memory for 1, 2, 4, 8 and its own lanes.
+
+    Computed as on a pool worker (one thread): the lanes change the hash, not
+    the work, so the figures differ little; they are reported so that a site
+    choosing its lanes sees it.
+    """
+    counts = sorted({1, 2, 4, 8, hasher.parallelism})
+    costs: dict[int, float] = {}
+    for lanes in counts:
+        if hasher.memory_cost < 8 * lanes:
+            continue
+        if lanes == hasher.parallelism:
+            probe = hasher
+        else:
+            probe = Argon2Hasher(
+                time_cost=hasher.time_cost,
+                memory_cost=hasher.memory_cost,
+                parallelism=lanes,
+                threads=1,
+            )
+        costs[lanes], _ = _measure(probe, repeats)
+    return costs
 
 
 def _exponential(
@@ -315,6 +350,7 @@ def calibrate(
             skipped[algorithm] = str(exc)
             continue
         hasher, cpu, wall, note = _calibrate_one(algorithm, target_s, fixed, repeats)
+        by_lanes = argon2_cost_by_lanes(hasher, repeats) if isinstance(hasher, Argon2Hasher) else {}
         results.append(
             Calibrated(
                 algorithm=algorithm,
@@ -324,6 +360,7 @@ def calibrate(
                 capacity_per_s=cores / cpu,
                 memory_bytes=memory_per_hash(hasher),
                 note=note,
+                cpu_s_by_lanes=by_lanes,
             )
         )
     return CalibrateResult(

@@ -258,6 +258,11 @@ def calibrate_table(result: CalibrateResult) -> Table:
         params = ", ".join(f"{k}={v}" for k, v in item.hasher.params.items())
         if item.note:
             params += f"\n[dim]{item.note}[/]"
+        if item.cpu_s_by_lanes:
+            costs = ", ".join(
+                f"{lanes}: {cpu * 1000:.0f}" for lanes, cpu in item.cpu_s_by_lanes.items()
+            )
+            params += f"\n[dim]CPU ms by lanes (one thread each, as on the pool) {costs}[/]"
         table.add_row(
             item.algorithm,
             params,

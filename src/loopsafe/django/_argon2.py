@@ -63,7 +63,7 @@ def _within_bounds(time_cost: int, memory_cost: int, parallelism: int) -> bool:
     )
 
 
-def verify(hasher: Any, password: object, encoded: object) -> bool | None:  # noqa: PLR0911 - Django's hasher; one early return per way Django's answer could differ
+def verify(hasher: Any, password: object, encoded: object) -> bool | None:  # noqa: PLR0911 - one early return per way Django's answer could differ
     """``hasher.verify(password, encoded)`` computed here, or None to let Django compute it."""
     if not is_stock(hasher) or not isinstance(encoded, str):
         return None

@@ -25,7 +25,7 @@ from django.utils.version import get_version
 from loopsafe._default import default_pool
 from loopsafe._limits import container_limits
 from loopsafe._settings import usable_cpus
-from loopsafe.django import _patch, conf
+from loopsafe.django import _argon2, _patch, conf
 from loopsafe.django._passwords import DJANGO_VERSION
 from loopsafe.django.checks import TAG, hasher_memory
 
@@ -182,12 +182,20 @@ class Command(BaseCommand):
                     )
             write(line)
             lanes = getattr(hasher, "parallelism", None)
-            if hasher.algorithm == "argon2" and isinstance(lanes, int) and lanes > cpus:
+            # Django's stock Argon2 is computed by loopsafe with one thread per
+            # worker (loopsafe.django._argon2); a hasher with its own methods is not.
+            if (
+                hasher.algorithm == "argon2"
+                and not _argon2.is_stock(hasher)
+                and isinstance(lanes, int)
+                and lanes > cpus
+            ):
                 write(
-                    f"      note: {lanes} Argon2 lanes on {cpus} usable CPUs. The pool already "
-                    "runs one hash per CPU, so lanes beyond the CPUs add threads that delay "
-                    f"the event loop, not speed: `loopsafe calibrate` proposes parallelism={cpus} "
-                    "(stored hashes are upgraded at their next login)."
+                    f"      note: {lanes} Argon2 lanes on {cpus} usable CPUs, computed by this "
+                    "hasher's own methods with one thread per lane. The pool already runs one "
+                    "hash per CPU, so lanes beyond the CPUs add threads that delay the event "
+                    "loop: keep Django's Argon2PasswordHasher methods (loopsafe then computes "
+                    f"the lanes with one thread), or use parallelism={cpus}."
                 )
 
     def _checks(self) -> None:
