@@ -21,9 +21,10 @@ import pytest
 from argon2.exceptions import HashingError, VerificationError
 from argon2.low_level import Type, hash_secret, hash_secret_raw, verify_secret
 
-from loopsafe import Argon2Hasher, HashPool, LoopLagMonitor, PHCArgon2Hasher
+from loopsafe import Argon2Hasher, HashPool, PHCArgon2Hasher
 from loopsafe.hashers import _argon2_core as core
 from loopsafe.hashers._argon2 import argon2_threads
+from loopsafe.testing import assert_loop_responsive
 
 VECTORS = json.loads(
     (pathlib.Path(__file__).parent / "vectors" / "argon2-lanes.json").read_text(encoding="utf-8")
@@ -484,20 +485,23 @@ class TestHashers:
             hasher_cls(threads=threads)  # type: ignore[arg-type]
 
     def test_verification_on_a_pool_keeps_the_loop_responsive(self) -> None:
-        """40 verifications at 8 lanes on a 2-worker pool leave the loop's lag far under 100 ms."""
-        hasher = Argon2Hasher(time_cost=2, memory_cost=8192, parallelism=8)
+        """40 verifications at 8 lanes on a 2-worker pool never block the loop for 0.4 s.
+
+        On the loop they would block it for the whole burst (40 hashes of
+        about 20 ms of CPU each); the bound is generous for a busy machine.
+        """
+        hasher = Argon2Hasher(time_cost=2, memory_cost=16384, parallelism=8)
         encoded = hasher.hash("pw")
 
-        async def run() -> float:
+        async def run() -> None:
             pool = HashPool(max_workers=2, max_queue_wait=None, name="argon2-lag-test")
             try:
-                async with LoopLagMonitor() as lag:
+                async with assert_loop_responsive(0.4):
                     answers = await asyncio.gather(
                         *(pool.run(hasher.verify, "pw", encoded) for _ in range(40))
                     )
             finally:
                 await pool.aclose()
             assert all(answers)
-            return lag.snapshot().max
 
-        assert asyncio.run(run()) < 0.1
+        asyncio.run(run())

@@ -258,8 +258,9 @@ _allocate_cbk, _free_cbk = _make_callbacks()
 def keep_memory(buffers: int, *, max_bytes: int = DEFAULT_ARENA_MAX_BYTES) -> None:
     """Keep at most ``buffers`` Argon2 memory buffers of at most ``max_bytes`` between hashes.
 
-    0 maps and unmaps every hash's memory (argon2-cffi's way). loopsafe's
-    default pool sets its worker count; the buffers in excess are unmapped now.
+    0 leaves the memory to the C library's malloc, as argon2-cffi does: no
+    callback, so the GIL is never taken during a hash. The buffers in excess
+    are unmapped now.
     """
     _arena.keep = buffers
     _arena.max_bytes = max_bytes
@@ -313,8 +314,9 @@ def _compute(
             # The C library computes min(threads, lanes) threads.
             "threads": threads,
             "version": version,
-            "allocate_cbk": _allocate_cbk,
-            "free_cbk": _free_cbk,
+            # No kept memory: the C library's malloc, and no callback that takes the GIL.
+            "allocate_cbk": _allocate_cbk if _arena.keep else ffi.NULL,
+            "free_cbk": _free_cbk if _arena.keep else ffi.NULL,
             "flags": lib.ARGON2_DEFAULT_FLAGS,
         },
     )
