@@ -505,3 +505,45 @@ class TestHashers:
             assert all(answers)
 
         asyncio.run(run())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_hashes_with_kept_memory() -> None:
+    """After os.fork() the child hashes correctly even if the arena's lock was held at the fork."""
+    core.hash_raw(
+        b"pw",
+        b"somesaltsomesalt",
+        time_cost=1,
+        memory_cost=64,
+        parallelism=1,
+        hash_len=32,
+        type=Type.ID,
+    )
+    expected = hash_secret_raw(
+        b"pw",
+        b"somesaltsomesalt",
+        time_cost=1,
+        memory_cost=64,
+        parallelism=1,
+        hash_len=32,
+        type=Type.ID,
+    )
+    with core._arena._lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit code
+            ok = (
+                core.hash_raw(
+                    b"pw",
+                    b"somesaltsomesalt",
+                    time_cost=1,
+                    memory_cost=64,
+                    parallelism=1,
+                    hash_len=32,
+                    type=Type.ID,
+                )
+                == expected
+            )
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

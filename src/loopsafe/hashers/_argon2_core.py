@@ -229,6 +229,16 @@ DEFAULT_ARENA_KEEP = (
 _arena = _Arena(keep=DEFAULT_ARENA_KEEP, max_bytes=DEFAULT_ARENA_MAX_BYTES)
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has one thread: the lock may have been held, the lent buffers are gone."""
+    _arena._lock = threading.Lock()  # noqa: SLF001 - the arena is this module's own
+    _arena._lent.clear()  # noqa: SLF001
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _on_allocate_error(*_: object) -> None:
     """An allocation callback that failed leaves the pointer NULL: the C library then fails."""
 
