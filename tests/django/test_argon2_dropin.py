@@ -71,6 +71,16 @@ PASSWORDS = [
 ]
 
 
+def _django_verify_password(password: str, encoded: str) -> tuple[bool, bool]:
+    """Django's verify_password, or on Django 4.2 the same two answers built from its parts."""
+    verify = getattr(hashers, "verify_password", None)
+    if verify is not None:
+        return verify(password, encoded)
+    preferred = hashers.get_hasher("default")
+    changed = hashers.identify_hasher(encoded).algorithm != preferred.algorithm
+    return check_password(password, encoded), changed or preferred.must_update(encoded)
+
+
 def outcome(fn, *args):
     """Return ("value", result) or ("raises", exception type) of a call."""
     try:
@@ -163,7 +173,7 @@ async def test_async_functions_compute_stock_argon2(monkeypatch: pytest.MonkeyPa
     assert spy.calls == 3
     # A hash with other costs must be updated, as Django says.
     other = "argon2" + _phc(Type.ID, 4)
-    assert await averify_password("pw", other) == hashers.verify_password("pw", other)
+    assert await averify_password("pw", other) == _django_verify_password("pw", other)
 
 
 @override_settings(PASSWORD_HASHERS=[CHEAP, PBKDF2])
