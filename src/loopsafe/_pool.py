@@ -34,9 +34,9 @@ from loopsafe._settings import (
     _checked_pending,
     _checked_queue_wait,
     _checked_workers,
-    _lower_thread_priority,
 )
 from loopsafe._statistics import PoolStatistics
+from loopsafe._threads import become_worker
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if sys.version_info >= (3, 11):
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
 
-__all__ = ["HashPool", "on_worker"]
+__all__ = ["HashPool"]
 
 _log = logging.getLogger("loopsafe.pool")
 
@@ -493,8 +493,7 @@ class HashPool:
     def _work(self) -> None:
         """Body of a worker thread: take calls from the queue until the pool closes."""
         me = threading.current_thread()
-        _worker.active = True
-        _lower_thread_priority(self._nice)
+        become_worker(self._nice)
         cond = self._cond
         while True:
             with cond:
@@ -598,15 +597,4 @@ def _close_all_at_exit() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_close_all_at_exit)  # Set on each worker thread: `on_worker` reads it.
-_worker = threading.local()
-
-
-def on_worker() -> bool:
-    """Whether the calling thread is a `HashPool` worker.
-
-    The pool already runs one call per core, so CPU-bound code that could
-    start threads of its own runs on one here (Argon2 computes its lanes with
-    one thread on a worker, see `loopsafe.Argon2Hasher`).
-    """
-    return bool(getattr(_worker, "active", False))
+atexit.register(_close_all_at_exit)

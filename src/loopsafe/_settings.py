@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
-import threading
 from typing import Final
 
 from loopsafe._limits import usable_cpus
@@ -38,23 +35,6 @@ DEFAULT_MAX_QUEUE_WAIT: Final = 1.0
 
 #: Default most calls that may wait in the queue at once.
 DEFAULT_MAX_PENDING: Final = 1024
-
-
-def _lower_thread_priority(increment: int) -> None:
-    """Raise the calling thread's nice value by ``increment`` (Linux only; else nothing).
-
-    On Linux the nice value belongs to the thread, and threads it starts
-    (argon2's lanes) inherit it. Elsewhere ``setpriority`` would name a process,
-    so nothing is done. Raising it needs no privilege; failing is harmless.
-    """
-    if increment == 0 or not sys.platform.startswith("linux"):
-        return
-    thread_id = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, thread_id)
-        os.setpriority(os.PRIO_PROCESS, thread_id, min(MAX_NICE, current + increment))
-    except OSError as exc:  # pragma: no cover - e.g. a seccomp filter forbids it
-        _log.debug("could not lower the worker thread's priority: %s", exc)
 
 
 def _checked_workers(value: object) -> int:

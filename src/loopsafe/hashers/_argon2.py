@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar, Protocol
 
-from loopsafe._pool import on_worker
+from loopsafe._threads import on_worker
 from loopsafe.hashers._base import Hasher
 from loopsafe.hashers._fields import (
     _ARGON2_TAG,
