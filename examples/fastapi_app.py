@@ -14,6 +14,9 @@ Environment:
   (default 1.0; ``none`` admits every call, as the benchmark does to compare
   like with like).
 - ``APP_DB`` is the SQLite file (default: an in-memory database per process).
+- ``LOOPSAFE_CLIENT_KEYS=0`` turns client keys off (first come, first served,
+  for the flood benchmark's baseline); by default each client's address is its
+  key, so a flood from one address gets no more than its fair share.
 
 SQLite calls take microseconds, but they are still blocking I/O: they run in
 Starlette's thread pool (`run_in_threadpool`), never on the loop, and not on
@@ -36,7 +39,7 @@ from pydantic import BaseModel, Field, SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from loopsafe import PasswordHash, profiles
-from loopsafe.starlette import EXCEPTION_HANDLERS, get_password_hash, lifespan
+from loopsafe.starlette import EXCEPTION_HANDLERS, client_host, get_password_hash, lifespan
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,6 +48,7 @@ USE_LOOPSAFE = os.environ.get("USE_LOOPSAFE", "1") != "0"
 PROFILE = profiles.CHEAP if os.environ.get("LOOPSAFE_PROFILE") == "cheap" else profiles.DEFAULT
 _WAIT = os.environ.get("LOOPSAFE_MAX_QUEUE_WAIT", "1.0")
 MAX_QUEUE_WAIT = None if _WAIT.lower() == "none" else float(_WAIT)
+CLIENT_KEYS = os.environ.get("LOOPSAFE_CLIENT_KEYS", "1") != "0"
 
 
 class Credentials(BaseModel):
@@ -116,6 +120,8 @@ if USE_LOOPSAFE:
             app_lifespan,
             password_hash=PasswordHash.recommended(profile=PROFILE),
             max_queue_wait=MAX_QUEUE_WAIT,
+            # The default: request.client.host. Behind a proxy, see docs/fairness.md.
+            client_key=client_host if CLIENT_KEYS else None,
         ),
         exception_handlers=dict(EXCEPTION_HANDLERS),  # Overloaded -> 503 + Retry-After
     )
@@ -132,7 +138,7 @@ if USE_LOOPSAFE:
     @app.post("/login")
     async def login(form: Credentials, ph: Hasher) -> dict[str, Any]:
         """Check a password off the loop; an unknown user costs one dummy hash, off the loop too."""
-        ph.pool.check_admission()  # a full pool answers 503 before the database is asked
+        ph.check_admission()  # a full pool answers 503 before the database is asked
         users = _users(app)
         stored = await run_in_threadpool(users.get_hash, form.username)
         if stored is None:

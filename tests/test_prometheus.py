@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import loopsafe
 from _support import Gate, run_child, wait_until
 from loopsafe import HashPool, LoopLagMonitor, Overloaded, PasswordHash, profiles
+from loopsafe._statistics import REFUSAL_REASONS
 from loopsafe.prometheus import LoopsafeCollector, register, starlette_route
 
 pytestmark = pytest.mark.anyio
@@ -170,16 +171,18 @@ class TestNoUserData:
         pool = HashPool(1, name="auth")
         registry = CollectorRegistry()
         register({"auth": pool}, registry=registry)
-        ph = PasswordHash(profiles.CHEAP.hashers(), pool=pool)
+        ph = PasswordHash(profiles.CHEAP.hashers(), pool=pool).for_client("203.0.113.77")
         encoded = await ph.ahash(SECRET)
         assert not await ph.averify("wrong", encoded)
         text = generate_latest(registry).decode()
         assert SECRET not in text
         assert encoded not in text
+        assert "203.0.113.77" not in text  # client keys are never exported
         for family in text_string_to_metric_families(text):
             assert family.name.startswith("loopsafe_")
             for sample in family.samples:
-                assert set(sample.labels) <= {"pool", "le", "source"}, sample
+                assert set(sample.labels) <= {"pool", "le", "source", "reason"}, sample
+                assert sample.labels.get("reason", "pending") in REFUSAL_REASONS
         pool.close()
 
 

@@ -258,7 +258,9 @@ class TestDependency:
         async def algo(
             hasher: PasswordHash = Depends(get_password_hash),  # noqa: B008, FAST002 - the FastAPI idiom shown in the docs
         ) -> dict[str, str]:
-            assert hasher is ph
+            # The app's hasher, bound to this client's key (PasswordHash.for_client).
+            assert hasher.hashers is ph.hashers
+            assert hasher._key == "127.0.0.1"
             return {"algorithm": hasher.preferred.algorithm}
 
         async with app.router.lifespan_context(app), client_for(app) as client:

@@ -9,11 +9,13 @@ the loop.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from typing import TYPE_CHECKING
 
 from loopsafe import profiles
 from loopsafe._default import default_pool
+from loopsafe._fair import check_key, check_priority
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import (
     Hasher,
@@ -27,6 +29,7 @@ from loopsafe.hashers._fields import check_encoded_type, check_password_type
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from loopsafe._fair import Key
     from loopsafe._pool import HashPool
 
 __all__ = ["PasswordHash"]
@@ -51,6 +54,11 @@ class PasswordHash:
         pool: The pool for the async methods; defaults to `default_pool()`,
             looked up at each call so `configure()` takes effect.
 
+    The async methods take ``key=`` (the client the call is for, see
+    `HashPool.run`) and ``priority=``; `for_client` returns a copy whose
+    async methods pass a client's key by default (what
+    ``loopsafe.starlette.get_password_hash`` hands each request).
+
     Raises:
         ValueError: If ``hashers`` is empty or its first hasher is verify-only.
         TypeError: If an element is not a `Hasher`.
@@ -70,6 +78,39 @@ class PasswordHash:
                 "only reads them: put a Django-format hasher such as Argon2Hasher first"
             )
         self._pool = pool
+        self._key: Key = None
+        self._priority = 0
+
+    def for_client(self, key: Key, *, priority: int = 0) -> PasswordHash:
+        """Return a copy whose async methods pass ``key`` and ``priority`` to the pool.
+
+        Same hashers, same pool; a ``key=`` given to a method still wins.
+
+        Raises:
+            TypeError: If ``key`` or ``priority`` has the wrong type.
+            ValueError: If ``priority`` is out of range.
+        """
+        check_key(key)
+        check_priority(priority)
+        bound = copy.copy(self)
+        bound._key = key  # noqa: SLF001 - a copy of this very class
+        bound._priority = priority  # noqa: SLF001
+        return bound
+
+    def check_admission(self, *, key: Key = None, priority: int | None = None) -> None:
+        """Raise `Overloaded` if the pool would refuse this client's call now (a dry run).
+
+        `HashPool.check_admission` with this hasher's key and priority: call it
+        before a database query for the user, so a refused login costs neither.
+        """
+        key, priority = self._route(key, priority)
+        self.pool.check_admission(key=key, priority=priority)
+
+    def _route(self, key: Key, priority: int | None) -> tuple[Key, int]:
+        return (
+            self._key if key is None else key,
+            self._priority if priority is None else priority,
+        )
 
     @classmethod
     def recommended(
@@ -196,38 +237,58 @@ class PasswordHash:
         password: str | bytes,
         *,
         salt: str | None = None,
+        key: Key = None,
+        priority: int | None = None,
         timeout: float | None = None,
     ) -> str:
         """`hash` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
         check_password_type(password)
+        key, priority = self._route(key, priority)
         if salt is None:
-            return await self.pool.run(self.preferred.hash, password, timeout=timeout)
-        return await self.pool.run(self.preferred.encode, password, salt, timeout=timeout)
+            return await self.pool.run(
+                self.preferred.hash, password, key=key, priority=priority, timeout=timeout
+            )
+        return await self.pool.run(
+            self.preferred.encode, password, salt, key=key, priority=priority, timeout=timeout
+        )
 
     async def averify(
         self,
         password: str | bytes | None,
         hash: str | None,  # noqa: A002 - pwdlib's name
         *,
+        key: Key = None,
+        priority: int | None = None,
         timeout: float | None = None,
     ) -> bool:
         """`verify` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
         check_password_type(password, allow_none=True)
         check_encoded_type(hash, allow_none=True)
-        return await self.pool.run(self.verify, password, hash, timeout=timeout)
+        key, priority = self._route(key, priority)
+        return await self.pool.run(
+            self.verify, password, hash, key=key, priority=priority, timeout=timeout
+        )
 
     async def averify_and_update(
         self,
         password: str | bytes | None,
         hash: str | None,  # noqa: A002 - pwdlib's name
         *,
+        key: Key = None,
+        priority: int | None = None,
         timeout: float | None = None,
     ) -> tuple[bool, str | None]:
         """`verify_and_update` on the pool, the upgraded hash included, as one call."""
         check_password_type(password, allow_none=True)
         check_encoded_type(hash, allow_none=True)
-        return await self.pool.run(self.verify_and_update, password, hash, timeout=timeout)
+        key, priority = self._route(key, priority)
+        return await self.pool.run(
+            self.verify_and_update, password, hash, key=key, priority=priority, timeout=timeout
+        )
 
-    async def averify_dummy(self, *, timeout: float | None = None) -> bool:
+    async def averify_dummy(
+        self, *, key: Key = None, priority: int | None = None, timeout: float | None = None
+    ) -> bool:
         """`verify_dummy` on the pool: the unknown-user path, off the loop."""
-        return await self.pool.run(self.verify_dummy, timeout=timeout)
+        key, priority = self._route(key, priority)
+        return await self.pool.run(self.verify_dummy, key=key, priority=priority, timeout=timeout)

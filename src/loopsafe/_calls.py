@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from loopsafe import _waiting
+    from loopsafe._fair import Key
 
 __all__ = ["bind"]
 
@@ -28,6 +29,7 @@ _RUNNING: Final = 1
 _DONE: Final = 2
 _CANCELLED: Final = 3
 _EXPIRED: Final = 4
+_SHED: Final = 5  # pushed out of the queue for a fairer claim; answered with Overloaded
 
 
 class _Hidden:
@@ -52,7 +54,7 @@ class _Hidden:
 class _Call(Generic[T]):
     """One admitted call: what to run, where to send the answer, and its state."""
 
-    __slots__ = ("args", "context", "deadline", "deliver", "fn", "state")
+    __slots__ = ("args", "context", "deadline", "deliver", "fn", "key", "priority", "state")
 
     def __init__(
         self,
@@ -61,16 +63,21 @@ class _Call(Generic[T]):
         deliver: _waiting.Deliver,
         deadline: float | None,
         context: contextvars.Context | None,
+        *,
+        key: Key = None,
+        priority: int = 0,
     ) -> None:
         self.fn = fn
         self.args = args
         self.deliver = deliver
         self.deadline = deadline
         self.context = context
+        self.key = key
+        self.priority = priority
         self.state: int = _QUEUED
 
     def __repr__(self) -> str:
-        # Never show args: they hold passwords.
+        # Never show args (they hold passwords) nor the key (a client address).
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
         return f"<loopsafe call {name} state={self.state}>"
 

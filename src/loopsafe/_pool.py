@@ -1,9 +1,11 @@
 """The engine: run synchronous callables on dedicated threads, with admission control.
 
 `HashPool` knows nothing about passwords. It owns a bounded set of worker
-threads and a FIFO queue, and decides at the door whether a call may join the
+threads and a queue, and decides at the door whether a call may join the
 queue (admission), what happens to a call whose caller stopped waiting
 (cancellation and deadlines), and what it has done so far (statistics).
+The queue is a `loopsafe._fair.FairQueue`: FIFO for calls without a client
+key, fair across keys (and by priority) for calls that carry one.
 
 How an async caller waits for a worker's answer, on asyncio or trio, lives in
 `loopsafe._waiting`; this module is plain threads and locks, so one pool serves
@@ -21,11 +23,21 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopsafe import _limits, _waiting
-from loopsafe._calls import _CANCELLED, _DONE, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
+from loopsafe._calls import (
+    _CANCELLED,
+    _DONE,
+    _EXPIRED,
+    _QUEUED,
+    _RUNNING,
+    _SHED,
+    _Call,
+    _Hidden,
+)
+from loopsafe._fair import FairQueue, Key, check_key, check_priority
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
@@ -35,7 +47,7 @@ from loopsafe._settings import (
     _checked_queue_wait,
     _checked_workers,
 )
-from loopsafe._statistics import PoolStatistics
+from loopsafe._statistics import REFUSAL_REASONS, PoolStatistics
 from loopsafe._threads import become_worker
 from loopsafe.exceptions import Overloaded, PoolClosed
 
@@ -60,6 +72,9 @@ PosArgsT = TypeVarTuple("PosArgsT")
 #: machine load within a few calls, smooth enough to ignore one outlier.
 _EWMA_WEIGHT: Final = 0.2
 
+#: Most queued calls one arrival may push out before it is refused itself.
+_MAX_SHED_PER_ARRIVAL: Final = 4
+
 
 class HashPool:
     """A bounded, cancellation-aware pool for CPU-heavy calls, with admission control.
@@ -74,6 +89,14 @@ class HashPool:
     `Overloaded` at once and nothing is queued. A server answers that with
     HTTP 503, which costs microseconds, instead of making every client wait
     past its own timeout.
+
+    Calls may carry a client ``key`` (see `run`). Queued calls are then served
+    round robin across keys (a key with one call goes before a backlogged
+    one), and when the pool is full a key holding more than its fair share of
+    the queued and running calls gives way first: it is refused at the door,
+    and a newcomer below its share pushes that key's newest queued call out
+    (answered with `Overloaded`, ``reason="fair-share"``). Without keys
+    nothing of this applies: one shared key, first come, first served.
 
     A call whose caller is cancelled or times out before it starts is removed
     and never runs; one already running finishes on its worker and the result is
@@ -133,7 +156,7 @@ class HashPool:
     def _reset_after_fork(self) -> None:
         """(Re)create threads' state and counters; in a forked child the parent's are gone."""
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_Call[Any]] = deque()
+        self._queue: FairQueue[_Call[Any]] = FairQueue()
         self._threads: set[threading.Thread] = set()
         self._idle = 0
         self._running = 0
@@ -147,6 +170,8 @@ class HashPool:
         self._cancelled = 0
         self._expired = 0
         self._abandoned = 0
+        self._shed = 0
+        self._refusals: Counter[str] = Counter()
         self._service_total = 0.0
 
     # -- configuration, read-only -------------------------------------------------
@@ -249,6 +274,8 @@ class HashPool:
         fn: Callable[[Unpack[PosArgsT]], T],
         /,
         *args: Unpack[PosArgsT],
+        key: Key = None,
+        priority: int = 0,
         timeout: float | None = None,
     ) -> T:
         """Run ``fn(*args)`` on a worker thread and return its result.
@@ -264,6 +291,15 @@ class HashPool:
         Args:
             fn: A synchronous callable. It must not touch the event loop.
             *args: Positional arguments for ``fn``.
+            key: The client the call is for (its address, a subnet, an
+                account): str, bytes, int, an `ipaddress` address or network,
+                or a tuple of those. Under load each key gets a fair share of
+                the workers. None (the default) is one shared key. Keys are
+                never logged or exported.
+            priority: -3 to 3; higher runs first and is shed last (0 by
+                default). For calls that matter more than anonymous logins:
+                a signed-in user changing their password, a login that passed
+                a CAPTCHA.
             timeout: Seconds to wait for the result. A call still queued at its
                 deadline never runs; one already running finishes and its
                 result is dropped.
@@ -272,20 +308,24 @@ class HashPool:
             What ``fn`` returned.
 
         Raises:
-            Overloaded: Admission refused the call; nothing was queued.
+            Overloaded: Admission refused the call, or pushed it out of the
+                queue for a fairer claim; it never ran.
             PoolClosed: The pool is closed, or was closed while the call waited.
+            TypeError: ``key`` or ``priority`` has the wrong type.
             TimeoutError: ``timeout`` passed before the result arrived.
             BaseException: Whatever ``fn`` raised, re-raised in the caller.
         """
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds, or None")
+        check_key(key)
+        check_priority(priority)
         context = None if self._executor is not None else contextvars.copy_context()
         hidden = _Hidden(args)
         del args  # from here on only the hidden copy exists in this frame
 
         def admit(deliver: _waiting.Deliver) -> _Call[T]:
             deadline = None if timeout is None else time.monotonic() + timeout
-            call = _Call(fn, hidden, deliver, deadline, context)
+            call = _Call(fn, hidden, deliver, deadline, context, key=key, priority=priority)
             self._submit(call)
             return call
 
@@ -295,16 +335,21 @@ class HashPool:
             hidden.values = ()  # answered, refused or abandoned: let the password go
         return result
 
-    def check_admission(self) -> None:
+    def check_admission(self, *, key: Key = None, priority: int = 0) -> None:
         """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
 
         Handy before doing other expensive work for a request that will need the
         pool anyway (a database query for the user, say). A dry run: it admits
-        nothing, and counts nothing (``statistics().rejected`` and the
-        listeners see only real refusals).
+        nothing, pushes nothing out, and counts nothing (``statistics().rejected``
+        and the listeners see only real refusals). A call of ``key`` that would
+        be admitted only by pushing out another key's queued call passes.
         """
+        check_key(key)
+        check_priority(priority)
         with self._cond:
-            self._check_admission(count=False)
+            _, refused = self._admission(key, priority, shed=False)
+        if refused is not None:
+            raise refused
 
     def statistics(self) -> PoolStatistics:
         """Return a consistent snapshot of the pool's counters."""
@@ -324,6 +369,9 @@ class HashPool:
                 abandoned=self._abandoned,
                 mean_service_time=mean,
                 estimated_wait=self._estimate_wait(len(self._queue)),
+                shed=self._shed,
+                active_keys=self._queue.active_keys,
+                refusals={reason: self._refusals[reason] for reason in REFUSAL_REASONS},
             )
 
     def add_listener(self, callback: Callable[[str, float], None]) -> Callable[[], None]:
@@ -369,9 +417,7 @@ class HashPool:
         """
         with self._cond:
             self._closed = True
-            dropped = list(self._queue) if cancel_queued else []
-            if cancel_queued:
-                self._queue.clear()
+            dropped = self._queue.clear() if cancel_queued else []
             for call in dropped:
                 call.state = _CANCELLED
             self._cancelled += len(dropped)
@@ -414,43 +460,146 @@ class HashPool:
             return 0.0
         return self._service_ewma * (queued_ahead + 1) / self._max_workers
 
-    def _check_admission(self, *, count: bool = True) -> None:
-        if self._closed:
-            raise PoolClosed("the password hashing pool is closed")
+    def _fair_share(self, arriving: Key) -> tuple[float, int]:
+        """Return (slots per key, keys) if a call of ``arriving`` joined now.
+
+        The slots are the calls the pool holds within its bounds: the workers
+        plus the queue that ``max_queue_wait`` (or ``max_pending``) admits.
+        """
+        keys = self._queue.active_keys + (self._queue.held(arriving) == 0)
+        queue = self._max_pending
+        if self._max_queue_wait is not None and self._service_ewma:
+            by_wait = math.floor(self._max_queue_wait * self._max_workers / self._service_ewma)
+            queue = min(queue, max(by_wait, 1))
+        return (self._max_workers + queue) / keys, keys
+
+    def _share_retry_after(self, key: Key, share: float, keys: int) -> float:
+        """Seconds until ``key`` is back within ``share``, served 1/``keys`` of the workers."""
+        excess = max(self._queue.held(key) + 1 - share, 1.0)
+        per_call = (self._service_ewma or 0.05) * keys / self._max_workers
+        return round(excess * per_call, 3)
+
+    def _refusal(self, key: Key, priority: int) -> Overloaded | None:
+        """Return why a call of ``key`` and ``priority`` would be refused now, or None.
+
+        Without keys and priorities, ``ahead`` is the whole queue: FIFO admission.
+        """
         queued = len(self._queue)
+        per_slot = (self._service_ewma or 0.05) / self._max_workers
         if queued >= self._max_pending:
-            self._reject(
-                queued, self._estimate_wait(queued), queued - self._max_pending + 1, count=count
+            excess = queued - self._max_pending + 1
+            return Overloaded(
+                round(excess * per_slot, 3),
+                estimated_wait=self._estimate_wait(queued),
+                queued=queued,
+                reason="pending",
             )
-        estimate = self._estimate_wait(queued)
+        ahead = self._queue.ahead(key, priority)
+        estimate = self._estimate_wait(ahead)
         if self._max_queue_wait is not None and estimate > self._max_queue_wait:
             service = self._service_ewma or 0.0
             admissible = math.floor(self._max_queue_wait * self._max_workers / service) - 1
-            self._reject(queued, estimate, queued - max(admissible, 0), count=count)
+            excess = ahead - max(admissible, 0)
+            return Overloaded(
+                round(max(excess, 1) * per_slot, 3),
+                estimated_wait=estimate,
+                queued=queued,
+                reason="queue-wait",
+            )
+        return None
 
-    def _reject(self, queued: int, estimate: float, excess: int, *, count: bool) -> None:
-        if count:
+    def _admission(
+        self, key: Key, priority: int, *, shed: bool
+    ) -> tuple[list[tuple[_Call[Any], Overloaded]], Overloaded | None]:
+        """Decide whether a call of ``key`` may join (under the lock).
+
+        Returns the queued calls pushed out to make room (with the refusal each
+        gets; only when ``shed``) and the refusal for the arriving call, or None.
+
+        Raises:
+            PoolClosed: The pool is closed.
+        """
+        if self._closed:
+            raise PoolClosed("the password hashing pool is closed")
+        victims: list[tuple[_Call[Any], Overloaded]] = []
+        while True:  # each turn pushes one call out, at most _MAX_SHED_PER_ARRIVAL turns
+            refused = self._refusal(key, priority)
+            if refused is None:
+                return victims, None
+            share, keys = self._fair_share(key)
+            candidate = self._queue.shed_candidate(key, priority, share)
+            if candidate is not None and len(victims) < _MAX_SHED_PER_ARRIVAL:
+                if not shed:
+                    return victims, None  # admitted once a bigger holder gives way
+                victims.append(self._push_out(candidate, priority, share, keys, refused))
+                continue
+            held = self._queue.held(key)
+            if keys == 1:
+                pass  # one client (or none named): first come, first served
+            elif held and held + 1 > share and held + 1 > self._queue.most_held_by_another(key):
+                # The arriving key would hold more than its share, and more than
+                # any other key, and no bigger holder has a queued call to give
+                # up: it gives way.
+                refused = Overloaded(
+                    self._share_retry_after(key, share, keys),
+                    estimated_wait=refused.estimated_wait,
+                    queued=refused.queued,
+                    reason="fair-share",
+                )
+            elif (
+                refused.reason == "queue-wait"
+                and self._queue.ahead(key, priority) < self._max_workers
+            ):
+                # A client within its share whose call starts as soon as one of
+                # the running calls ends waits at most one service time, the
+                # least any scheduler could offer it: admitted. Without this a
+                # flood that keeps every worker busy would lock everyone else
+                # out whenever max_queue_wait is below one service time.
+                return victims, None
+            break
+        if shed:
             self._rejected += 1
-        per_slot = (self._service_ewma or 0.05) / self._max_workers
-        retry_after = round(max(excess, 1) * per_slot, 3)
-        raise Overloaded(retry_after, estimated_wait=estimate, queued=queued)
+            self._refusals[refused.reason] += 1
+        return victims, refused
+
+    def _push_out(
+        self,
+        candidate: tuple[_Call[Any], Key, int],
+        priority: int,
+        share: float,
+        keys: int,
+        refused: Overloaded,
+    ) -> tuple[_Call[Any], Overloaded]:
+        """Take a queued call out for a fairer claim; return it with the refusal it gets."""
+        victim, victim_key, victim_priority = candidate
+        reason = "priority" if victim_priority < priority else "fair-share"
+        self._queue.remove(victim, victim_key, victim_priority)
+        victim.state = _SHED
+        self._shed += 1
+        self._refusals[reason] += 1
+        refusal = Overloaded(
+            self._share_retry_after(victim_key, share, keys),
+            estimated_wait=refused.estimated_wait,
+            queued=len(self._queue),
+            reason=reason,
+        )
+        return victim, refusal
 
     def _submit(self, call: _Call[Any]) -> None:
         with self._cond:
-            try:
-                self._check_admission()
-            except Overloaded as refused:
-                rejected: Overloaded | None = refused
-            else:
-                rejected = None
+            victims, rejected = self._admission(call.key, call.priority, shed=True)
+            if rejected is None:
                 self._enqueue(call)
+        for victim, refusal in victims:
+            self._emit("shed", refusal.estimated_wait)
+            victim.deliver(False, refusal)
         if rejected is not None:
             self._emit("rejected", rejected.estimated_wait)
             raise rejected
 
     def _enqueue(self, call: _Call[Any]) -> None:
         """Queue an admitted call and make sure a worker will take it (under the lock)."""
-        self._queue.append(call)
+        self._queue.push(call, call.key, call.priority)
         self._admitted += 1
         if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
             self._start_worker()
@@ -474,7 +623,7 @@ class HashPool:
         with self._cond:
             was_queued = call.state == _QUEUED
             if was_queued:
-                self._queue.remove(call)
+                self._queue.remove(call, call.key, call.priority)
                 if expired:
                     self._expired += 1
                 else:
@@ -509,10 +658,11 @@ class HashPool:
                     cond.notify()  # a sibling waiting for a free slot may now take one
                     waiters = self._take_drain_waiters() if not self._threads else []
                     break
-                call = self._queue.popleft()
+                call = self._queue.pop()
                 if call.deadline is not None and time.monotonic() >= call.deadline:
                     call.state = _EXPIRED
                     self._expired += 1
+                    self._queue.release(call.key)
                     expired = True
                 else:
                     call.state = _RUNNING
@@ -552,6 +702,7 @@ class HashPool:
         taken.values = call.args.values = ()
         with self._cond:
             self._running -= 1
+            self._queue.release(call.key)
             self._service_total += elapsed
             ewma = self._service_ewma
             self._service_ewma = elapsed if ewma is None else ewma + _EWMA_WEIGHT * (elapsed - ewma)

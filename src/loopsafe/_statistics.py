@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Final
 
-__all__ = ["PoolStatistics"]
+__all__ = ["REFUSAL_REASONS", "PoolStatistics"]
+
+#: Why admission refuses a call (`Overloaded.reason`), in the order statistics show them.
+REFUSAL_REASONS: Final = ("pending", "queue-wait", "fair-share", "priority")
 
 
 @dataclass(frozen=True)
 class PoolStatistics:
     """A consistent snapshot of a pool's state, taken under its lock.
 
-    At every snapshot ``admitted == completed + cancelled + expired + running + queued``.
+    At every snapshot
+    ``admitted == completed + cancelled + expired + shed + running + queued``.
 
     Attributes:
         max_workers: Calls that may run at once.
@@ -30,6 +35,15 @@ class PoolStatistics:
         mean_service_time: Mean seconds a call kept a worker busy, or None
             before the first call finished.
         estimated_wait: Seconds a call arriving now would wait for a worker.
+        shed: Calls admitted, then pushed out of the queue before they ran
+            (answered with `Overloaded`) for a client below its fair share or
+            a call of a higher priority.
+        active_keys: Client keys with a call queued or running (calls
+            without a key count as one key). The keys themselves are never
+            exported: they are client addresses.
+        refusals: Calls refused (at the door, or shed from the queue), by
+            `Overloaded.reason`: ``pending``, ``queue-wait``, ``fair-share``,
+            ``priority``.
     """
 
     max_workers: int
@@ -45,3 +59,6 @@ class PoolStatistics:
     abandoned: int
     mean_service_time: float | None
     estimated_wait: float
+    shed: int = 0
+    active_keys: int = 0
+    refusals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSAL_REASONS, 0))

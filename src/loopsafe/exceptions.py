@@ -35,22 +35,38 @@ class LoopsafeError(Exception):
 class Overloaded(LoopsafeError):
     """The pool refused a call because its queue would wait too long.
 
-    Nothing was queued: the caller may retry after :attr:`retry_after` seconds,
-    or answer its own client with HTTP 503 and a ``Retry-After`` header.
+    Nothing ran: the caller may retry after :attr:`retry_after` seconds, or
+    answer its own client with HTTP 503 and a ``Retry-After`` header.
 
     Attributes:
         retry_after: Estimated seconds until a call would be admitted again.
+            For a ``fair-share`` refusal it is the time the client's own share
+            of the pool needs to drain, so a flooding client is told to wait
+            longer than the others.
         estimated_wait: The queue wait the call would have had, in seconds.
         queued: Calls waiting in the queue when the call was refused.
+        reason: Why: ``"pending"`` (the queue was full), ``"queue-wait"`` (the
+            estimated wait was too long), ``"fair-share"`` (the client's key
+            held more than its share of a busy pool; also given to a queued
+            call pushed out for a client below its share) or ``"priority"``
+            (a queued call pushed out for a call of a higher priority).
     """
 
-    def __init__(self, retry_after: float, *, estimated_wait: float, queued: int) -> None:
+    def __init__(
+        self,
+        retry_after: float,
+        *,
+        estimated_wait: float,
+        queued: int,
+        reason: str = "queue-wait",
+    ) -> None:
         """Record the estimate that made admission refuse the call."""
         self.retry_after = retry_after
         self.estimated_wait = estimated_wait
         self.queued = queued
+        self.reason = reason
         super().__init__(
-            f"password hashing is overloaded ({queued} calls queued, estimated wait "
+            f"password hashing is overloaded ({reason}: {queued} calls queued, estimated wait "
             f"{estimated_wait:.2f}s); retry after {retry_after:.2f}s"
         )
 
@@ -67,11 +83,16 @@ class Overloaded(LoopsafeError):
 
     def __reduce__(self) -> tuple[object, ...]:
         """Pickle with keyword-only arguments (for process pools and logging handlers)."""
-        return (_rebuild_overloaded, (self.retry_after, self.estimated_wait, self.queued))
+        return (
+            _rebuild_overloaded,
+            (self.retry_after, self.estimated_wait, self.queued, self.reason),
+        )
 
 
-def _rebuild_overloaded(retry_after: float, estimated_wait: float, queued: int) -> Overloaded:
-    return Overloaded(retry_after, estimated_wait=estimated_wait, queued=queued)
+def _rebuild_overloaded(
+    retry_after: float, estimated_wait: float, queued: int, reason: str = "queue-wait"
+) -> Overloaded:
+    return Overloaded(retry_after, estimated_wait=estimated_wait, queued=queued, reason=reason)
 
 
 class PoolClosed(LoopsafeError, RuntimeError):

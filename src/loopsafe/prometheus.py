@@ -6,7 +6,9 @@ lock) and, when given a running `LoopLagMonitor`, its recent lag; a pool
 listener (`HashPool.add_listener`) feeds the service-time histogram as calls
 end. Every series is named ``loopsafe_*``; the only label is ``pool``, a name
 the developer chose, so no user data (and never a password) reaches a label
-(the container gauges below carry ``source`` instead).
+(the container gauges below carry ``source`` instead; ``loopsafe_refused_total``
+adds ``reason``, one of four fixed words). Client keys (addresses) are never
+exported: only how many are active.
 
 =================================  =========  ==========================================
 metric                             type       meaning
@@ -16,6 +18,7 @@ metric                             type       meaning
 ``loopsafe_running``               gauge      calls running
 ``loopsafe_queued``                gauge      calls waiting for a worker
 ``loopsafe_estimated_wait_seconds``  gauge    queue wait a call arriving now would have
+``loopsafe_active_keys``           gauge      client keys with a call queued or running
 ``loopsafe_admitted_total``        counter    calls accepted
 ``loopsafe_completed_total``       counter    calls that ran and were answered
 ``loopsafe_failed_total``          counter    of those, calls whose callable raised
@@ -23,6 +26,9 @@ metric                             type       meaning
 ``loopsafe_cancelled_total``       counter    calls whose caller was cancelled first
 ``loopsafe_expired_total``         counter    calls whose caller's deadline passed first
 ``loopsafe_abandoned_total``       counter    calls that ran for a caller already gone
+``loopsafe_shed_total``            counter    queued calls pushed out for a fairer claim
+``loopsafe_refused_total``         counter    refusals by ``reason``: pending, queue-wait,
+                                              fair-share, priority (door and shed)
 ``loopsafe_service_seconds``       histogram  seconds a call kept a worker busy
 ``loopsafe_loop_lag_p50_seconds``  gauge      median loop lag, recent window
 ``loopsafe_loop_lag_p99_seconds``  gauge      99th percentile loop lag, recent window
@@ -111,6 +117,7 @@ _GAUGES: Final = (
     ("running", "running", "Calls running now."),
     ("queued", "queued", "Calls admitted and waiting for a worker."),
     ("estimated_wait", "estimated_wait_seconds", "Seconds a call arriving now would wait."),
+    ("active_keys", "active_keys", "Client keys with a call queued or running."),
 )
 _COUNTERS: Final = (
     ("admitted", "Calls accepted."),
@@ -120,6 +127,7 @@ _COUNTERS: Final = (
     ("cancelled", "Calls whose caller was cancelled, or the pool closed, first."),
     ("expired", "Calls whose caller's deadline passed first."),
     ("abandoned", "Calls that ran to the end for a caller that had already gone."),
+    ("shed", "Queued calls pushed out for a client below its fair share or a higher priority."),
 )
 _LAG: Final = (
     ("p50", "Median event-loop lag over the monitor's recent window, in seconds."),
@@ -232,6 +240,9 @@ class LoopsafeCollector(Collector):
                 old = tracked.attached.statistics()
                 for key, _ in _COUNTERS:
                     tracked.carried[key] = tracked.carried.get(key, 0) + getattr(old, key)
+                for reason, count in old.refusals.items():
+                    carried = f"refused:{reason}"
+                    tracked.carried[carried] = tracked.carried.get(carried, 0) + count
             if tracked.detach is not None:
                 tracked.detach()
             histogram = tracked.histogram
@@ -257,6 +268,9 @@ class LoopsafeCollector(Collector):
                 gauge.add_metric([name], float(getattr(stats, attribute)))
             for key, counter in families.counters.items():
                 counter.add_metric([name], float(getattr(stats, key) + tracked.carried.get(key, 0)))
+            for reason, count in stats.refusals.items():
+                carried = tracked.carried.get(f"refused:{reason}", 0)
+                families.refused.add_metric([name, reason], float(count + carried))
             buckets, total = tracked.histogram.buckets()
             families.service.add_metric([name], buckets, total)
         if self.lag is not None:
@@ -280,6 +294,11 @@ class _Families:
             key: CounterMetricFamily(f"loopsafe_{key}", doc, labels=labels)
             for key, doc in _COUNTERS
         }
+        self.refused = CounterMetricFamily(
+            "loopsafe_refused",
+            "Calls refused with Overloaded (at the door or shed from the queue), by reason.",
+            labels=["pool", "reason"],
+        )
         self.service = HistogramMetricFamily(
             "loopsafe_service_seconds",
             "Seconds a call kept a worker busy (calls that ran, answered or abandoned).",
@@ -321,6 +340,7 @@ class _Families:
         return [
             *self.gauges.values(),
             *self.counters.values(),
+            self.refused,
             self.service,
             *self.lag.values(),
             self.usable_cpus,

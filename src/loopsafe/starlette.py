@@ -19,7 +19,13 @@ here imports FastAPI)::
 - `overloaded_handler` answers `Overloaded` with HTTP 503, a ``Retry-After``
   header and a small JSON body; `pool_closed_handler` answers `PoolClosed`
   (a request caught by shutdown) with 503. `EXCEPTION_HANDLERS` maps both.
-- `get_password_hash` is an async dependency returning the app's `PasswordHash`.
+- `get_password_hash` is an async dependency returning the app's `PasswordHash`,
+  bound to the requesting client's key (`PasswordHash.for_client`), so that
+  under a flood each client gets a fair share of the pool. The key comes
+  from the lifespan's ``client_key`` callable, by default `client_host`
+  (``request.client.host``, the peer address). Behind a reverse proxy that
+  is the proxy's address: see docs/fairness.md for taking the client from
+  ``X-Forwarded-For`` safely.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
+from loopsafe._fair import check_key
 from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
 from loopsafe._lag import LoopLagMonitor
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
@@ -49,11 +56,15 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
     from contextlib import AbstractAsyncContextManager
 
+    from loopsafe._fair import Key
+
 __all__ = [
     "EXCEPTION_HANDLERS",
+    "STATE_CLIENT_KEY",
     "STATE_LAG",
     "STATE_PASSWORD_HASH",
     "STATE_POOL",
+    "client_host",
     "get_password_hash",
     "lifespan",
     "overloaded_handler",
@@ -67,6 +78,20 @@ STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - an attribute name
 STATE_POOL: Final = "loopsafe_pool"
 #: ``app.state`` attribute holding the running `LoopLagMonitor` (``monitor_lag=True``).
 STATE_LAG: Final = "loopsafe_lag"
+#: ``app.state`` attribute holding the ``request -> key`` callable (None: no keys).
+STATE_CLIENT_KEY: Final = "loopsafe_client_key"
+
+
+def client_host(request: Request) -> str | None:
+    """Return the peer's address (``request.client.host``), or None when unknown.
+
+    The default client key. It is the address of whoever opened the TCP
+    connection: behind a reverse proxy, the proxy. Headers such as
+    ``X-Forwarded-For`` are not read: any client can send them, so trusting
+    them by default would let a flood pick a fresh key per request.
+    """
+    client = request.client
+    return client.host if client is not None else None
 
 
 async def overloaded_handler(_request: Request, exc: Exception) -> Response:
@@ -102,9 +127,11 @@ EXCEPTION_HANDLERS: Final[Mapping[Any, Callable[[Request, Exception], Awaitable[
 
 
 async def get_password_hash(request: Request) -> PasswordHash:
-    """Return the app's `PasswordHash` (a FastAPI dependency: ``Depends(get_password_hash)``).
+    """Return the app's `PasswordHash` for this client (``Depends(get_password_hash)``).
 
-    Async so that FastAPI calls it on the loop rather than on a thread.
+    The returned hasher's async methods pass the client's key (the lifespan's
+    ``client_key(request)``, by default `client_host`) to the pool. Async so
+    that FastAPI calls it on the loop rather than on a thread.
 
     Raises:
         RuntimeError: If the app has none: use `lifespan`, or set
@@ -122,7 +149,15 @@ async def get_password_hash(request: Request) -> PasswordHash:
             f"app.state.password_hash is a {type(password_hash).__name__}, "
             "not a loopsafe PasswordHash"
         )
-    return password_hash
+    client_key = getattr(request.app.state, STATE_CLIENT_KEY, client_host)
+    if client_key is None:
+        return password_hash
+    key = client_key(request)
+    try:
+        check_key(key)
+    except TypeError as exc:
+        raise TypeError(f"the lifespan's client_key returned a bad key: {exc}") from None
+    return password_hash.for_client(key)
 
 
 def lifespan(
@@ -135,6 +170,7 @@ def lifespan(
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
     monitor_lag: bool = False,
+    client_key: Callable[[Request], Key] | None = client_host,
 ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
     """Return a lifespan that owns loopsafe's pool for the app's life, around the app's own.
 
@@ -159,6 +195,9 @@ def lifespan(
         nice: See `HashPool`.
         monitor_lag: Measure the loop's lag for the app's life (for
             `loopsafe.prometheus`), with a bounded window of samples.
+        client_key: ``request -> key`` for `get_password_hash`: the client
+            each request hashes for, so a flood from one client cannot take
+            the whole pool. Default `client_host`; None disables keys.
 
     Returns:
         A callable for ``Starlette(lifespan=...)`` or ``FastAPI(lifespan=...)``.
@@ -180,6 +219,7 @@ def lifespan(
             hasher = password_hash if password_hash is not None else PasswordHash.recommended()
             setattr(app.state, STATE_POOL, pool)
             setattr(app.state, STATE_PASSWORD_HASH, hasher)
+            setattr(app.state, STATE_CLIENT_KEY, client_key)
             monitor = LoopLagMonitor(keep_all=False) if monitor_lag else None
             if monitor is not None:
                 await monitor.start()

@@ -55,8 +55,15 @@ async def test_real_login_storm_refusal_is_503_and_not_a_failed_login(make_user,
     user_login_failed.connect(receiver)
     client = AsyncClient()
     try:
+        # No client keys: the saturating calls and the login share one FIFO queue
+        # (with keys, the login would get in: tests/django/test_client_key.py).
         with override_settings(
-            LOOPSAFE={"MAX_WORKERS": 1, "MAX_QUEUE_WAIT": None, "MAX_PENDING": 1}
+            LOOPSAFE={
+                "MAX_WORKERS": 1,
+                "MAX_QUEUE_WAIT": None,
+                "MAX_PENDING": 1,
+                "CLIENT_KEY": None,
+            }
         ):
             async with saturate(loopsafe.default_pool()):
                 refused = await client.post("/login/", {"username": "gina", "password": "gina-pw"})

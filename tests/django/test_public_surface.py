@@ -48,11 +48,16 @@ def test_package_exports_djangos_async_password_functions():
         "amake_password",
         "aset_password",
         "averify_password",
+        "client_address",
     ]
 
 
 def test_signatures_match_django():
-    """Each function takes Django's parameters, in Django's order, with Django's defaults."""
+    """Each function takes Django's parameters, in Django's order, with Django's defaults.
+
+    loopsafe adds one keyword-only parameter at the end, ``key`` (the client
+    the call is for), which Django's functions do not have.
+    """
     import inspect
 
     from django.contrib.auth import hashers
@@ -66,14 +71,21 @@ def test_signatures_match_django():
         theirs = inspect.signature(getattr(hashers, sync_name))
         mine = inspect.signature(getattr(ours, name))
         assert [(p.name, p.default) for p in mine.parameters.values()] == [
-            (p.name, p.default) for p in theirs.parameters.values()
+            *((p.name, p.default) for p in theirs.parameters.values()),
+            ("key", None),
         ]
+        assert mine.parameters["key"].kind is inspect.Parameter.KEYWORD_ONLY
     verify = getattr(hashers, "verify_password", None)
     if verify is not None:
-        assert list(inspect.signature(ours.averify_password).parameters) == list(
-            inspect.signature(verify).parameters
-        )
-    assert list(inspect.signature(ours.aset_password).parameters) == ["user", "raw_password"]
+        assert list(inspect.signature(ours.averify_password).parameters) == [
+            *inspect.signature(verify).parameters,
+            "key",
+        ]
+    assert list(inspect.signature(ours.aset_password).parameters) == [
+        "user",
+        "raw_password",
+        "key",
+    ]
 
 
 def test_import_needs_no_settings():

@@ -3,6 +3,7 @@
     loopsafe bench                    # the ticket #36439 table, with loop lag and the limit
     loopsafe bench --rehash           # every login also upgrades its hash
     loopsafe storm --load 3           # an open-loop storm at 3x capacity, 2 s client timeout
+    loopsafe storm --flood            # a credential-stuffing flood: FIFO vs keyed admission
     loopsafe calibrate --target-ms 250
     loopsafe bench --quick --json out.json --plot out.png   # a CI smoke run in seconds
 
@@ -256,6 +257,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _nice_option(storm)
     storm.add_argument("--seed", type=int, default=36439, help="seed of the arrival schedules")
+    flood = storm.add_argument_group(
+        "flood",
+        "--flood: one flooding client (or --scenario rotating: many) against legitimate "
+        "users, the pool without keys (FIFO) and with client keys (fair share)",
+    )
+    flood.add_argument("--flood", action="store_true", help="run the flood comparison")
+    flood.add_argument(
+        "--flood-load",
+        type=_positive_float,
+        default=10.0,
+        metavar="X",
+        help="the flood's offered load, x capacity (default 10)",
+    )
+    flood.add_argument(
+        "--legit-load",
+        type=_positive_float,
+        default=0.5,
+        metavar="X",
+        help="the legitimate users' load together, x capacity (default 0.5)",
+    )
+    flood.add_argument(
+        "--scenario",
+        nargs="+",
+        choices=("single", "rotating"),
+        help="single: one flooding key; rotating: spread over --rotating-keys (default both)",
+    )
+    flood.add_argument(
+        "--rotating-keys",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="keys the rotating flood spreads over (default 200)",
+    )
+    flood.add_argument(
+        "--cpu-capacity",
+        action="store_true",
+        help="scale loads to cores / CPU seconds per hash, not the measured effective capacity",
+    )
     _common(storm)
 
     calibrate = commands.add_parser(
@@ -373,7 +412,57 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
     return 0
 
 
+def _run_flood(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
+    from loopsafe.cli._flood import (
+        SCENARIOS,
+        FloodConfig,
+        flood_document,
+        flood_table,
+        run_flood,
+    )
+    from loopsafe.cli._json import reproducing_command
+
+    hasher = None
+    if args.quick and args.profile is None:
+        from loopsafe.cli._calibrate import pbkdf2_for
+
+        hasher, _, _ = pbkdf2_for(_QUICK_STORM_HASH_S, repeats=3)
+    config = FloodConfig(
+        profile=PROFILES[args.profile or "6.1"],
+        algorithm=args.hasher or "pbkdf2_sha256",
+        flood_load=args.flood_load,
+        legit_load=args.legit_load,
+        rotating_keys=args.rotating_keys,
+        duration=_pick(args.duration, quick=args.quick, quick_value=_QUICK_DURATION, default=30.0),
+        timeout=_pick(args.timeout, quick=args.quick, quick_value=_QUICK_TIMEOUT, default=2.0),
+        scenarios=tuple(args.scenario or SCENARIOS),
+        seed=args.seed,
+        max_workers=args.workers,
+        max_queue_wait=args.max_queue_wait,
+        nice=args.nice,
+        hasher=hasher,
+        effective=not args.cpu_capacity,
+    )
+    cells = 1 + 2 * len(config.scenarios)
+    display.note(
+        f"loopsafe storm --flood: {cells} cells of {config.duration:g} s, client timeout "
+        f"{config.timeout:g} s. Figures are only comparable within one run."
+    )
+    with display:
+        result = run_flood(config, display.phase)
+    display.code(flood_table(result))
+    document = flood_document(result, reproducing_command("loopsafe storm", argv))
+    _finish(display, args, document, None)
+    broken = sum(figures.errors for cell in result.cells for figures in cell.classes.values())
+    if broken:
+        display.note(f"error: {broken} call(s) answered wrongly or failed")
+        return 1
+    return 0
+
+
 def _run_storm(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
+    if args.flood:
+        return _run_flood(args, argv, display)
     from loopsafe.cli._display import storm_table
     from loopsafe.cli._json import storm_document
     from loopsafe.cli._plots import storm_plot

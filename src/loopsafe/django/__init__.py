@@ -17,7 +17,9 @@ The pieces, each usable alone:
   (`loopsafe.django._patch` lists what, per version);
 - ``loopsafe.django.middleware.OverloadMiddleware``: `loopsafe.Overloaded`
   becomes HTTP 503 with ``Retry-After``;
-- ``manage.py loopsafe_check``: the pool, the hashers and their cost here.
+- ``manage.py loopsafe_check``: the pool, the hashers and their cost here;
+- `client_address`, the default ``LOOPSAFE["CLIENT_KEY"]``: which client a
+  request hashes for, so that a flood gets no more than its fair share.
 
 Importing this package needs Django installed, not configured.
 """
@@ -30,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError("loopsafe.django needs Django: pip install 'loopsafe[django]'") from exc
 
 from loopsafe.django._authenticate import aauthenticate
+from loopsafe.django._client import client_address
 from loopsafe.django._passwords import (
     acheck_password,
     amake_password,
@@ -43,4 +46,5 @@ __all__ = [
     "amake_password",
     "aset_password",
     "averify_password",
+    "client_address",
 ]

@@ -15,6 +15,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from loopsafe.django import _replaced
+from loopsafe.django._client import client_key, using_key
 from loopsafe.django._passwords import (
     acheck_user_password,
     arun_unknown_user_hasher,
@@ -54,7 +55,7 @@ async def _acheck(user: AbstractBaseUser, password: str) -> bool:
 
 async def model_backend_aauthenticate(
     self: Any,
-    request: HttpRequest | None,  # noqa: ARG001 - Django's signature
+    request: HttpRequest | None,
     username: str | None = None,
     password: str | None = None,
     **kwargs: Any,
@@ -64,11 +65,11 @@ async def model_backend_aauthenticate(
     The same steps as Django's: look the user up by natural key; for an unknown
     user, hash once anyway so the answer takes as long (Django ticket #20760);
     else check the password, saving an upgraded hash, and apply
-    ``user_can_authenticate``. `loopsafe.Overloaded` propagates: Django's
-    ``aauthenticate`` stops on it without sending ``user_login_failed``, and
-    ``OverloadMiddleware`` answers 503.
+    ``user_can_authenticate``. The hashes run under the request's client key
+    (``LOOPSAFE["CLIENT_KEY"]``), so a flood from one client gives way first.
+    `loopsafe.Overloaded` propagates: Django's ``aauthenticate`` stops on it
+    without sending ``user_login_failed``, and ``OverloadMiddleware`` answers 503.
     """
-    from asgiref.sync import sync_to_async
     from django.contrib.auth import backends
 
     # Looked up at each call, like Django: tests swap it with AUTH_USER_MODEL.
@@ -77,6 +78,21 @@ async def model_backend_aauthenticate(
         username = kwargs.get(user_model.USERNAME_FIELD)
     if username is None or password is None:
         return None
+    if request is None:
+        return await _authenticate_user(self, user_model, username, password)
+    with using_key(client_key(request)):
+        return await _authenticate_user(self, user_model, username, password)
+
+
+@hide_passwords
+async def _authenticate_user(
+    backend: Any,
+    user_model: Any,
+    username: str,
+    password: str,
+) -> AbstractBaseUser | None:
+    from asgiref.sync import sync_to_async
+
     manager = user_model._default_manager  # noqa: SLF001 - Django's own lookup
     try:
         if hasattr(manager, "aget_by_natural_key"):
@@ -86,7 +102,7 @@ async def model_backend_aauthenticate(
     except user_model.DoesNotExist:
         await arun_unknown_user_hasher(password)
         return None
-    if await _acheck(user, password) and self.user_can_authenticate(user):
+    if await _acheck(user, password) and backend.user_can_authenticate(user):
         return user  # type: ignore[no-any-return] # the manager is untyped here
     return None
 

@@ -24,9 +24,12 @@ from django.views.decorators.debug import sensitive_variables
 from loopsafe._calls import bind
 from loopsafe._default import default_pool
 from loopsafe.django import _argon2
+from loopsafe.django._client import current_key
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from loopsafe._fair import Key
 
 #: The installed Django's version tuple, e.g. (5, 2, 19, 'final', 0): one reading for the package.
 DJANGO_VERSION = get_complete_version()
@@ -47,6 +50,11 @@ T = TypeVar("T")
 
 #: Local variable names that hold a raw password in loopsafe's and Django's frames.
 SENSITIVE = ("password", "raw_password", "credentials")
+
+
+def _key(key: Key) -> Key:
+    """The key to pass to the pool: the one given, else the current request's."""
+    return current_key() if key is None else key
 
 
 def hide_passwords(func: F) -> F:
@@ -202,6 +210,8 @@ async def averify_password(
     password: str | None,
     encoded: str | None,
     preferred: Any = "default",
+    *,
+    key: Key = None,
 ) -> tuple[bool, bool]:
     """Django's ``verify_password``, run on the loopsafe pool.
 
@@ -210,6 +220,9 @@ async def averify_password(
         encoded: The stored hash.
         preferred: The preferred hasher or its algorithm name; a hash made by
             another one, or with other parameters, must be updated.
+        key: The client this is for (see `loopsafe.HashPool.run`); None
+            takes the current request's key (set by ``OverloadMiddleware``
+            and loopsafe's ``ModelBackend`` from ``LOOPSAFE["CLIENT_KEY"]``).
 
     Returns:
         ``(is_correct, must_update)``, as Django's ``verify_password``.
@@ -217,7 +230,7 @@ async def averify_password(
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
-    return await default_pool().run(bind(_verify, password, encoded, preferred))
+    return await default_pool().run(bind(_verify, password, encoded, preferred), key=_key(key))
 
 
 @hide_passwords
@@ -226,6 +239,8 @@ async def acheck_password(
     encoded: str | None,
     setter: Callable[[str | None], Awaitable[object]] | None = None,
     preferred: Any = "default",
+    *,
+    key: Key = None,
 ) -> bool:
     """Django's ``acheck_password``, with the verification on the loopsafe pool.
 
@@ -240,6 +255,7 @@ async def acheck_password(
         encoded: The stored hash.
         setter: Optional async callable that stores an updated hash.
         preferred: The preferred hasher or its algorithm name.
+        key: The client this is for; None: the current request's key.
 
     Returns:
         Whether the password is right.
@@ -247,7 +263,7 @@ async def acheck_password(
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
-    is_correct, must_update = await averify_password(password, encoded, preferred)
+    is_correct, must_update = await averify_password(password, encoded, preferred, key=key)
     if setter is not None and is_correct and must_update:
         await setter(password)
     return is_correct
@@ -258,6 +274,8 @@ async def amake_password(
     password: str | bytes | None,
     salt: str | None = None,
     hasher: Any = "default",
+    *,
+    key: Key = None,
 ) -> str:
     """Django's ``make_password``, run on the loopsafe pool.
 
@@ -269,6 +287,7 @@ async def amake_password(
         password: The raw password, or None for an unusable one.
         salt: Optional salt; the hasher makes one otherwise.
         hasher: The hasher or its algorithm name.
+        key: The client this is for; None: the current request's key.
 
     Returns:
         The encoded hash.
@@ -282,11 +301,11 @@ async def amake_password(
         return unusable
     if not isinstance(password, (bytes, str)):
         raise TypeError(f"Password must be a string or bytes, got {type(password).__qualname__}.")
-    return await default_pool().run(bind(_make_password, password, salt, hasher))
+    return await default_pool().run(bind(_make_password, password, salt, hasher), key=_key(key))
 
 
 @hide_passwords
-async def aset_password(user: PasswordHolder, raw_password: str | None) -> None:
+async def aset_password(user: PasswordHolder, raw_password: str | None, *, key: Key = None) -> None:
     """``user.set_password(raw_password)``, with the hashing on the loopsafe pool.
 
     Like Django's ``AbstractBaseUser.set_password``, this sets ``password`` and
@@ -297,17 +316,20 @@ async def aset_password(user: PasswordHolder, raw_password: str | None) -> None:
     Args:
         user: A Django user (any ``AbstractBaseUser``).
         raw_password: The new password, or None for an unusable one.
+        key: The client this is for; None: the current request's key.
 
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing changed.
     """
-    encoded = await amake_password(raw_password)
+    encoded = await amake_password(raw_password, key=key)
     user.password = encoded
     user._password = raw_password  # noqa: SLF001 - Django's own field for password_changed
 
 
 @hide_passwords
-async def acheck_user_password(user: PasswordHolder, raw_password: str | None) -> bool:
+async def acheck_user_password(
+    user: PasswordHolder, raw_password: str | None, *, key: Key = None
+) -> bool:
     """``user.acheck_password(raw_password)`` in one pool call, saving an upgraded hash.
 
     The verification and, when the password is right but its hash outdated,
@@ -318,6 +340,7 @@ async def acheck_user_password(user: PasswordHolder, raw_password: str | None) -
     Args:
         user: A Django user.
         raw_password: The password to check.
+        key: The client this is for; None: the current request's key.
 
     Returns:
         Whether the password is right.
@@ -326,7 +349,7 @@ async def acheck_user_password(user: PasswordHolder, raw_password: str | None) -
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
     job = bind(_verify_and_rehash, raw_password, user.password)
-    is_correct, new_encoded = await default_pool().run(job)
+    is_correct, new_encoded = await default_pool().run(job, key=_key(key))
     if new_encoded is not None:
         user.password = new_encoded
         # Password hash upgrades are not password changes.
@@ -336,7 +359,7 @@ async def acheck_user_password(user: PasswordHolder, raw_password: str | None) -
 
 
 @hide_passwords
-async def arun_unknown_user_hasher(password: str) -> None:
+async def arun_unknown_user_hasher(password: str, *, key: Key = None) -> None:
     """Hash once for a user that does not exist, on the pool (Django ticket #20760).
 
     Django runs ``UserModel().set_password(password)`` so that a login for an
@@ -349,4 +372,4 @@ async def arun_unknown_user_hasher(password: str) -> None:
     from django.contrib.auth import get_user_model
 
     throwaway = get_user_model()()
-    await default_pool().run(bind(_set_password, throwaway, password))
+    await default_pool().run(bind(_set_password, throwaway, password), key=_key(key))

@@ -8,6 +8,7 @@ In ``settings.py``::
         "MAX_PENDING": 1024,    # calls that may wait in the queue
         "NICE": 10,             # lower the hashing threads' CPU priority by this (Linux)
         "PATCH_AUTH": False,    # make stock django.contrib.auth async paths non-blocking
+        "CLIENT_KEY": "loopsafe.django.client_address",  # request -> client key; None: no keys
     }
 
 Every key is optional. The app applies them when Django starts (its
@@ -24,7 +25,7 @@ from __future__ import annotations
 import difflib
 import threading
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -37,6 +38,9 @@ from loopsafe._settings import (
     usable_cpus,
 )
 from loopsafe.django import _patch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "DEFAULTS",
@@ -54,6 +58,7 @@ DEFAULTS: Final[dict[str, object]] = {
     "MAX_PENDING": DEFAULT_MAX_PENDING,
     "NICE": DEFAULT_NICE,
     "PATCH_AUTH": False,
+    "CLIENT_KEY": "loopsafe.django.client_address",
 }
 
 
@@ -68,6 +73,9 @@ class LoopsafeSettings:
         max_pending: Most calls waiting in the queue.
         nice: How much the hashing threads' nice value is raised (0-19).
         patch_auth: Whether stock ``django.contrib.auth`` is patched.
+        client_key: ``request -> key`` naming the client a request hashes for
+            (a callable or its dotted path; None: no keys, first come first
+            served). Default: the address Django sees (``REMOTE_ADDR``).
         explicit: Whether ``settings.LOOPSAFE`` is set at all.
         unknown_keys: Keys that loopsafe does not know (typos), sorted.
     """
@@ -77,6 +85,7 @@ class LoopsafeSettings:
     max_pending: int = DEFAULT_MAX_PENDING
     nice: int = DEFAULT_NICE
     patch_auth: bool = False
+    client_key: str | Callable[..., object] | None = "loopsafe.django.client_address"
     explicit: bool = False
     unknown_keys: tuple[str, ...] = ()
 
@@ -115,6 +124,9 @@ def _parse(raw: object) -> LoopsafeSettings:
     patch_auth = values["PATCH_AUTH"]
     if not isinstance(patch_auth, bool):
         raise _invalid("PATCH_AUTH", "True or False", patch_auth)
+    client_key = values["CLIENT_KEY"]
+    if client_key is not None and not isinstance(client_key, str) and not callable(client_key):
+        raise _invalid("CLIENT_KEY", "a callable, its dotted path, or None", client_key)
     workers = values["MAX_WORKERS"]
     nice = values["NICE"]
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= MAX_NICE:
@@ -127,6 +139,7 @@ def _parse(raw: object) -> LoopsafeSettings:
         max_pending=_positive_int("MAX_PENDING", values["MAX_PENDING"]),
         nice=nice,
         patch_auth=patch_auth,
+        client_key=client_key,
         explicit=True,
         unknown_keys=tuple(sorted(str(key) for key in raw if key not in DEFAULTS)),
     )

@@ -10,6 +10,13 @@ When the hashing pool refuses a login (its queue would wait longer than
 error; with it the client gets 503 with a ``Retry-After`` header at once, and
 the overload is logged once at WARNING on the ``loopsafe.django`` logger
 (counts and seconds only). Works under ASGI and WSGI.
+
+It also names the client each request hashes for: ``LOOPSAFE["CLIENT_KEY"]``
+(by default the address Django sees) is put in a context variable for the
+request, and every loopsafe pool call made while serving it (the backend,
+the mixin, `loopsafe.django.amake_password` in a signup view...) passes that
+key, so under a flood each client gets a fair share of the pool. The key is
+never logged.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
 
 from loopsafe._http import retry_after_seconds
+from loopsafe.django._client import client_key, using_key
 from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
@@ -62,7 +70,8 @@ class OverloadMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         try:
-            response = self.get_response(request)
+            with using_key(client_key(request)):
+                response = self.get_response(request)
         except Overloaded as exc:
             return self.overloaded_response(request, exc)
         return response
@@ -70,7 +79,8 @@ class OverloadMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         """Async twin of `__call__`."""
         try:
-            response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc] # async mode: get_response is async
+            with using_key(client_key(request)):
+                response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc] # async mode: get_response is async
         except Overloaded as exc:
             return self.overloaded_response(request, exc)
         return response
@@ -90,8 +100,9 @@ class OverloadMiddleware:
         """
         retry_after = retry_after_seconds(exc.retry_after)
         _log.warning(
-            "password hashing overloaded: answered 503 to %s %s (%d queued, estimated "
+            "password hashing overloaded (%s): answered 503 to %s %s (%d queued, estimated "
             "wait %.2fs, Retry-After %ds)",
+            exc.reason,
             request.method,
             request.path,
             exc.queued,

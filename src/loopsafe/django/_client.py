@@ -1,0 +1,103 @@
+"""Which client a Django request hashes for: ``LOOPSAFE["CLIENT_KEY"]`` and the current key.
+
+The key lets the pool share itself fairly between clients under a flood
+(`loopsafe.HashPool.run`). `client_address` is the default: the address
+Django sees, ``REMOTE_ADDR``. ``X-Forwarded-For`` is not read by default: any
+client can send that header, so a flood trusting it would pick a fresh key per
+request. Behind a proxy you control, see docs/fairness.md for a callable
+that takes the address the proxy appended.
+
+`OverloadMiddleware` and loopsafe's ``ModelBackend`` put the request's key in
+a context variable for the request's duration; every pool call loopsafe makes
+for Django (`averify_password`, the mixin's ``acheck_password``...) uses it
+unless given ``key=``. Key values are client addresses: nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from loopsafe._fair import check_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from django.http import HttpRequest
+
+    from loopsafe._fair import Key
+
+__all__ = ["client_address", "client_key", "current_key", "using_key"]
+
+_current: contextvars.ContextVar[Key] = contextvars.ContextVar("loopsafe_client_key", default=None)
+_resolved: dict[str, Callable[[HttpRequest], Any]] = {}
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """Return ``request.META["REMOTE_ADDR"]``, the address Django sees, or None.
+
+    The default ``LOOPSAFE["CLIENT_KEY"]``. Behind a reverse proxy it is the
+    proxy's address (every client then shares one key: fairness does nothing,
+    but nothing breaks either).
+    """
+    address = request.META.get("REMOTE_ADDR")
+    return address if isinstance(address, str) and address else None
+
+
+def _callable() -> Callable[[HttpRequest], Any] | None:
+    from loopsafe.django.conf import get_settings
+
+    setting = get_settings().client_key
+    if setting is None or callable(setting):
+        return setting
+    found = _resolved.get(setting)
+    if found is None:
+        from django.utils.module_loading import import_string
+
+        try:
+            found = import_string(setting)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"LOOPSAFE['CLIENT_KEY'] names {setting!r}, which cannot be imported: {exc}"
+            ) from exc
+        if not callable(found):
+            raise ImproperlyConfigured(f"LOOPSAFE['CLIENT_KEY'] names {setting!r}: not callable")
+        _resolved[setting] = found
+    return found
+
+
+def client_key(request: HttpRequest) -> Key:
+    """Return the key of the client that sent ``request``, by ``LOOPSAFE["CLIENT_KEY"]``.
+
+    Raises:
+        ImproperlyConfigured: The setting names nothing callable, or the
+            callable returned something that cannot be a key (the message
+            names its type, never its value).
+    """
+    function = _callable()
+    if function is None:
+        return None
+    key = function(request)
+    try:
+        check_key(key)
+    except TypeError as exc:
+        raise ImproperlyConfigured(f"LOOPSAFE['CLIENT_KEY'] returned a bad key: {exc}") from None
+    return key  # type: ignore[no-any-return] # checked just above
+
+
+def current_key() -> Key:
+    """Return the key of the request being served (None outside one)."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def using_key(key: Key) -> Iterator[None]:
+    """Make ``key`` the current key inside the ``with`` block."""
+    token = _current.set(key)
+    try:
+        yield
+    finally:
+        _current.reset(token)
