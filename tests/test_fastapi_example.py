@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import subprocess
@@ -122,7 +123,14 @@ class TestAnswers:
 
     async def test_full_pool_is_503_with_retry_after(self, monkeypatch):
         """With every worker busy past the wait budget, login answers 503 before the database."""
-        app = load_example(monkeypatch, use_loopsafe=True, LOOPSAFE_MAX_QUEUE_WAIT="0.001").app
+        # Without client keys: one shared FIFO. With keys (the default) a client
+        # with nothing in the pool would get the next free worker instead.
+        app = load_example(
+            monkeypatch,
+            use_loopsafe=True,
+            LOOPSAFE_MAX_QUEUE_WAIT="0.001",
+            LOOPSAFE_CLIENT_KEYS="0",
+        ).app
         release = threading.Event()
         async with (
             app.router.lifespan_context(app),
@@ -250,3 +258,33 @@ async def test_real_uvicorn_health_stays_fast_during_a_login_burst(anyio_backend
     assert len(latencies) >= 5
     # Generous: one Argon2 hash on the loop would stall /health ~0.2 s per login.
     assert percentile(latencies, 99) < 1.0, latencies
+
+
+async def test_keyed_login_gets_a_worker_while_another_client_fills_the_pool(monkeypatch):
+    """With client keys (the default), a login gets past a pool full of another key's calls."""
+    app = load_example(monkeypatch, use_loopsafe=True, LOOPSAFE_MAX_QUEUE_WAIT="0.001").app
+    release = threading.Event()
+    async with (
+        app.router.lifespan_context(app),
+        client_for(app) as client,
+        anyio.create_task_group() as tg,
+    ):
+        assert (await client.post("/signup", json=FORM)).status_code == 201
+        pool = app.state.loopsafe_pool
+        await pool.run(time.sleep, 0.01)  # the pool learns what a call costs
+        for _ in range(pool.max_workers):
+            tg.start_soon(functools.partial(pool.run, release.wait, 30, key="10.66.0.1"))
+        with anyio.fail_after(10):
+            while pool.statistics().running < pool.max_workers:
+                await anyio.sleep(0.005)
+        results: list[int] = []
+
+        async def attempt() -> None:
+            results.append((await client.post("/login", json=FORM)).status_code)
+
+        tg.start_soon(attempt)
+        with anyio.fail_after(10):
+            while pool.statistics().queued < 1:
+                await anyio.sleep(0.005)
+        release.set()
+    assert results == [200]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import contextvars
 import logging
-import math
 import os
 import sys
 import threading
@@ -27,13 +26,13 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopsafe import _limits, _waiting
+from loopsafe._admission import _Admission
 from loopsafe._calls import (
     _CANCELLED,
     _DONE,
     _EXPIRED,
     _QUEUED,
     _RUNNING,
-    _SHED,
     _Call,
     _Hidden,
 )
@@ -49,7 +48,7 @@ from loopsafe._settings import (
 )
 from loopsafe._statistics import REFUSAL_REASONS, PoolStatistics
 from loopsafe._threads import become_worker
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe.exceptions import PoolClosed
 
 if sys.version_info >= (3, 11):
     from typing import Self, TypeVarTuple, Unpack
@@ -72,11 +71,8 @@ PosArgsT = TypeVarTuple("PosArgsT")
 #: machine load within a few calls, smooth enough to ignore one outlier.
 _EWMA_WEIGHT: Final = 0.2
 
-#: Most queued calls one arrival may push out before it is refused itself.
-_MAX_SHED_PER_ARRIVAL: Final = 4
 
-
-class HashPool:
+class HashPool(_Admission):
     """A bounded, cancellation-aware pool for CPU-heavy calls, with admission control.
 
     The pool runs synchronous callables on its own worker threads (never the
@@ -90,13 +86,10 @@ class HashPool:
     HTTP 503, which costs microseconds, instead of making every client wait
     past its own timeout.
 
-    Calls may carry a client ``key`` (see `run`). Queued calls are then served
-    round robin across keys (a key with one call goes before a backlogged
-    one), and when the pool is full a key holding more than its fair share of
-    the queued and running calls gives way first: it is refused at the door,
-    and a newcomer below its share pushes that key's newest queued call out
-    (answered with `Overloaded`, ``reason="fair-share"``). Without keys
-    nothing of this applies: one shared key, first come, first served.
+    Calls may carry a client ``key`` (see `run`): they are then served round
+    robin across keys, and when the pool is full the key holding more than
+    its fair share gives way first (`loopsafe._admission`). Without keys: one
+    shared key, first come, first served.
 
     A call whose caller is cancelled or times out before it starts is removed
     and never runs; one already running finishes on its worker and the result is
@@ -335,22 +328,6 @@ class HashPool:
             hidden.values = ()  # answered, refused or abandoned: let the password go
         return result
 
-    def check_admission(self, *, key: Key = None, priority: int = 0) -> None:
-        """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
-
-        Handy before doing other expensive work for a request that will need the
-        pool anyway (a database query for the user, say). A dry run: it admits
-        nothing, pushes nothing out, and counts nothing (``statistics().rejected``
-        and the listeners see only real refusals). A call of ``key`` that would
-        be admitted only by pushing out another key's queued call passes.
-        """
-        check_key(key)
-        check_priority(priority)
-        with self._cond:
-            _, refused = self._admission(key, priority, shed=False)
-        if refused is not None:
-            raise refused
-
     def statistics(self) -> PoolStatistics:
         """Return a consistent snapshot of the pool's counters."""
         with self._cond:
@@ -453,137 +430,6 @@ class HashPool:
         await self.aclose()
 
     # -- internals, all under self._cond unless said otherwise ----------------------
-
-    def _estimate_wait(self, queued_ahead: int) -> float:
-        """Seconds a call with ``queued_ahead`` calls before it would wait for a worker."""
-        if self._running + queued_ahead < self._max_workers or self._service_ewma is None:
-            return 0.0
-        return self._service_ewma * (queued_ahead + 1) / self._max_workers
-
-    def _fair_share(self, arriving: Key) -> tuple[float, int]:
-        """Return (slots per key, keys) if a call of ``arriving`` joined now.
-
-        The slots are the calls the pool holds within its bounds: the workers
-        plus the queue that ``max_queue_wait`` (or ``max_pending``) admits.
-        """
-        keys = self._queue.active_keys + (self._queue.held(arriving) == 0)
-        queue = self._max_pending
-        if self._max_queue_wait is not None and self._service_ewma:
-            by_wait = math.floor(self._max_queue_wait * self._max_workers / self._service_ewma)
-            queue = min(queue, max(by_wait, 1))
-        return (self._max_workers + queue) / keys, keys
-
-    def _share_retry_after(self, key: Key, share: float, keys: int) -> float:
-        """Seconds until ``key`` is back within ``share``, served 1/``keys`` of the workers."""
-        excess = max(self._queue.held(key) + 1 - share, 1.0)
-        per_call = (self._service_ewma or 0.05) * keys / self._max_workers
-        return round(excess * per_call, 3)
-
-    def _refusal(self, key: Key, priority: int) -> Overloaded | None:
-        """Return why a call of ``key`` and ``priority`` would be refused now, or None.
-
-        Without keys and priorities, ``ahead`` is the whole queue: FIFO admission.
-        """
-        queued = len(self._queue)
-        per_slot = (self._service_ewma or 0.05) / self._max_workers
-        if queued >= self._max_pending:
-            excess = queued - self._max_pending + 1
-            return Overloaded(
-                round(excess * per_slot, 3),
-                estimated_wait=self._estimate_wait(queued),
-                queued=queued,
-                reason="pending",
-            )
-        ahead = self._queue.ahead(key, priority)
-        estimate = self._estimate_wait(ahead)
-        if self._max_queue_wait is not None and estimate > self._max_queue_wait:
-            service = self._service_ewma or 0.0
-            admissible = math.floor(self._max_queue_wait * self._max_workers / service) - 1
-            excess = ahead - max(admissible, 0)
-            return Overloaded(
-                round(max(excess, 1) * per_slot, 3),
-                estimated_wait=estimate,
-                queued=queued,
-                reason="queue-wait",
-            )
-        return None
-
-    def _admission(
-        self, key: Key, priority: int, *, shed: bool
-    ) -> tuple[list[tuple[_Call[Any], Overloaded]], Overloaded | None]:
-        """Decide whether a call of ``key`` may join (under the lock).
-
-        Returns the queued calls pushed out to make room (with the refusal each
-        gets; only when ``shed``) and the refusal for the arriving call, or None.
-
-        Raises:
-            PoolClosed: The pool is closed.
-        """
-        if self._closed:
-            raise PoolClosed("the password hashing pool is closed")
-        victims: list[tuple[_Call[Any], Overloaded]] = []
-        while True:  # each turn pushes one call out, at most _MAX_SHED_PER_ARRIVAL turns
-            refused = self._refusal(key, priority)
-            if refused is None:
-                return victims, None
-            share, keys = self._fair_share(key)
-            candidate = self._queue.shed_candidate(key, priority, share)
-            if candidate is not None and len(victims) < _MAX_SHED_PER_ARRIVAL:
-                if not shed:
-                    return victims, None  # admitted once a bigger holder gives way
-                victims.append(self._push_out(candidate, priority, share, keys, refused))
-                continue
-            held = self._queue.held(key)
-            if keys == 1:
-                pass  # one client (or none named): first come, first served
-            elif held and held + 1 > share and held + 1 > self._queue.most_held_by_another(key):
-                # The arriving key would hold more than its share, and more than
-                # any other key, and no bigger holder has a queued call to give
-                # up: it gives way.
-                refused = Overloaded(
-                    self._share_retry_after(key, share, keys),
-                    estimated_wait=refused.estimated_wait,
-                    queued=refused.queued,
-                    reason="fair-share",
-                )
-            elif (
-                refused.reason == "queue-wait"
-                and self._queue.ahead(key, priority) < self._max_workers
-            ):
-                # A client within its share whose call starts as soon as one of
-                # the running calls ends waits at most one service time, the
-                # least any scheduler could offer it: admitted. Without this a
-                # flood that keeps every worker busy would lock everyone else
-                # out whenever max_queue_wait is below one service time.
-                return victims, None
-            break
-        if shed:
-            self._rejected += 1
-            self._refusals[refused.reason] += 1
-        return victims, refused
-
-    def _push_out(
-        self,
-        candidate: tuple[_Call[Any], Key, int],
-        priority: int,
-        share: float,
-        keys: int,
-        refused: Overloaded,
-    ) -> tuple[_Call[Any], Overloaded]:
-        """Take a queued call out for a fairer claim; return it with the refusal it gets."""
-        victim, victim_key, victim_priority = candidate
-        reason = "priority" if victim_priority < priority else "fair-share"
-        self._queue.remove(victim, victim_key, victim_priority)
-        victim.state = _SHED
-        self._shed += 1
-        self._refusals[reason] += 1
-        refusal = Overloaded(
-            self._share_retry_after(victim_key, share, keys),
-            estimated_wait=refused.estimated_wait,
-            queued=len(self._queue),
-            reason=reason,
-        )
-        return victim, refusal
 
     def _submit(self, call: _Call[Any]) -> None:
         with self._cond:

@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
 
-__all__ = ["client_address", "client_key", "current_key", "using_key"]
+__all__ = ["client_address", "client_key", "configure", "current_key", "using_key"]
 
 _current: contextvars.ContextVar[Key] = contextvars.ContextVar("loopsafe_client_key", default=None)
 _resolved: dict[str, Callable[[HttpRequest], Any]] = {}
+#: ``LOOPSAFE["CLIENT_KEY"]`` as `loopsafe.django.conf.apply` last set it (the
+#: app applies it at start-up and whenever the setting changes).
+_setting: str | Callable[..., object] | None = "loopsafe.django.client_address"
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -47,10 +50,14 @@ def client_address(request: HttpRequest) -> str | None:
     return address if isinstance(address, str) and address else None
 
 
-def _callable() -> Callable[[HttpRequest], Any] | None:
-    from loopsafe.django.conf import get_settings
+def configure(setting: str | Callable[..., object] | None) -> None:
+    """Use ``setting`` (validated by `loopsafe.django.conf`) from now on."""
+    global _setting  # noqa: PLW0603 - one process-wide setting, like Django's own
+    _setting = setting
 
-    setting = get_settings().client_key
+
+def _callable() -> Callable[[HttpRequest], Any] | None:
+    setting = _setting
     if setting is None or callable(setting):
         return setting
     found = _resolved.get(setting)

@@ -37,7 +37,7 @@ from loopsafe._settings import (
     MAX_NICE,
     usable_cpus,
 )
-from loopsafe.django import _patch
+from loopsafe.django import _client, _patch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -185,6 +185,7 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
             _, wait, pending, nice = config.pool_settings
             # None, not the resolved count: a default-sized pool follows the container's limit.
             configure(config.max_workers, max_queue_wait=wait, max_pending=pending, nice=nice)
+        _client.configure(config.client_key)
         if config.patch_auth:
             _patch.patch()
         else:
