@@ -19,7 +19,13 @@ first in this process: Argon2 verifications per second of wall time with
 one per core running at once (the machine is shared, so this is the
 effective capacity, printed next to cores / CPU seconds per hash).
 
-    python benchmarks/flood_server.py [--duration 20] [--rounds 1]
+With ``--app django`` the server is instead ``benchmarks/e2e``'s Django
+project (``aauthenticate`` with loopsafe's backend and middleware, PBKDF2 at
+the installed Django's defaults, a freshly seeded SQLite database per
+variant): FIFO is ``LOOPSAFE["CLIENT_KEY"] = None``, keyed the default
+(``REMOTE_ADDR``).
+
+    python benchmarks/flood_server.py [--duration 20] [--rounds 1] [--app django]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +48,7 @@ from loopsafe import HashPool, PasswordHash
 from loopsafe.cli._json import reproducing_command
 
 ROOT = Path(__file__).resolve().parent.parent
+E2E = ROOT / "benchmarks" / "e2e"
 PASSWORD = "correct horse battery staple"
 HTTP_OK = 200
 VARIANTS = {"fifo": {"LOOPSAFE_CLIENT_KEYS": "0"}, "keyed": {"LOOPSAFE_CLIENT_KEYS": "1"}}
@@ -49,12 +57,17 @@ LOAD = r"""
 import asyncio, json, random, sys, time
 import httpx
 
-base, duration, timeout, flood_rate, legit_rate, legit_keys, seed = sys.argv[1:8]
+base, duration, timeout, flood_rate, legit_rate, legit_keys, seed, app = sys.argv[1:9]
 duration, timeout = float(duration), float(timeout)
 flood_rate, legit_rate, legit_keys = float(flood_rate), float(legit_rate), int(legit_keys)
 rng = random.Random(int(seed))
-RIGHT = {"username": "ada", "password": "correct horse battery staple"}
-WRONG = {"username": "ada", "password": "guess"}
+PASSWORD = "correct horse battery staple"
+if app == "django":  # e2eproject: seeded users user0..., a posted form
+    RIGHT = {"data": {"username": "user1", "password": PASSWORD}}
+    WRONG = {"data": {"username": "user0", "password": "guess"}}
+else:  # the FastAPI example: signs up its user, JSON
+    RIGHT = {"json": {"username": "ada", "password": PASSWORD}}
+    WRONG = {"json": {"username": "ada", "password": "guess"}}
 
 def client(address):
     transport = httpx.AsyncHTTPTransport(local_address=address, retries=0,
@@ -71,9 +84,10 @@ def arrivals(rate):
 async def main():
     seen = {"legit": [], "flood": []}
     health = []
-    async with client("127.0.0.1") as admin:
-        r = await admin.post("/signup", json=RIGHT)
-        assert r.status_code == 201, r.status_code
+    if app != "django":
+        async with client("127.0.0.1") as admin:
+            r = await admin.post("/signup", **RIGHT)
+            assert r.status_code == 201, r.status_code
     flood = client("127.0.0.2")
     legit = [client(f"127.0.0.{10 + i}") for i in range(legit_keys)]
     prober = client("127.0.0.3")
@@ -85,7 +99,7 @@ async def main():
     async def login(kind, http):
         t = time.perf_counter()
         try:
-            r = await http.post("/login", json=RIGHT if kind == "legit" else WRONG)
+            r = await http.post("/login", **(RIGHT if kind == "legit" else WRONG))
             seen[kind].append((r.status_code, time.perf_counter() - t))
         except httpx.TimeoutException:
             seen[kind].append(("timeout", time.perf_counter() - t))
@@ -114,6 +128,29 @@ async def main():
     print(json.dumps({"seen": seen, "health": health}))
 
 asyncio.run(main())
+"""
+
+
+DJANGO_BUSY = r"""
+import asyncio, sys, time
+import django
+django.setup()
+from django.contrib.auth.hashers import make_password
+from loopsafe import HashPool
+
+async def main(cores):
+    encoded = make_password("correct horse battery staple")
+    calls = 4 * cores
+    async with HashPool(cores, max_queue_wait=None) as pool:
+        start = time.perf_counter()
+        await asyncio.gather(*(pool.run(check, encoded) for _ in range(calls)))
+        print(calls / (time.perf_counter() - start))
+
+def check(encoded):
+    from django.contrib.auth.hashers import check_password
+    return check_password("correct horse battery staple", encoded)
+
+asyncio.run(main(int(sys.argv[1])))
 """
 
 
@@ -175,18 +212,74 @@ def capacity() -> tuple[float, float]:
     return cores / statistics.median(costs), asyncio.run(busy())
 
 
+def django_env(database: Path, variant: str) -> dict[str, str]:
+    """The e2e project's environment: loopsafe mode, keys on or off, a seeded database."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "e2eproject.settings",
+            "LOOPSAFE_E2E_DB": str(database),
+            "LOOPSAFE_E2E_MODE": "loopsafe",
+            "LOOPSAFE_E2E_PASSWORD": PASSWORD,
+            "LOOPSAFE_E2E_CLIENT_KEYS": "0" if variant == "fifo" else "1",
+            "PYTHONPATH": str(E2E),
+        }
+    )
+    for name in ("LOOPSAFE_E2E_ITERATIONS", "LOOPSAFE_E2E_MAX_QUEUE_WAIT"):
+        env.pop(name, None)
+    return env
+
+
+def seed_django(database: Path) -> float:
+    """Seed the e2e project's users; return its CPU seconds per login (Django's own hasher)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "e2eproject.seed", "--users", "50"],
+        cwd=E2E,
+        env=django_env(database, "keyed"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["cpu_s_per_login"])
+
+
+def django_capacity(database: Path) -> tuple[float, float]:
+    """Return (cores / CPU s per login, logins per wall second with every core busy)."""
+    cpu = seed_django(database)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    probe = subprocess.run(
+        [sys.executable, "-c", DJANGO_BUSY, str(cores)],
+        cwd=E2E,
+        env=django_env(database, "keyed"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return cores / cpu, float(probe.stdout.strip().splitlines()[-1])
+
+
 def run(variant: str, args: argparse.Namespace, rate: float, seed: int) -> dict[str, Any]:
     """Start uvicorn for ``variant``, run the load process once, stop uvicorn (by its pid)."""
     port = free_port()
-    env = {**os.environ, "USE_LOOPSAFE": "1", **VARIANTS[variant], "PYTHONPATH": str(ROOT)}
-    env.pop("LOOPSAFE_PROFILE", None)
-    env.pop("LOOPSAFE_MAX_QUEUE_WAIT", None)
+    if args.app == "django":
+        database = Path(args.workdir) / f"flood-{variant}-{seed}.sqlite3"
+        seed_django(database)
+        env = django_env(database, variant)
+        target, cwd = "e2eproject.asgi:application", E2E
+    else:
+        env = {**os.environ, "USE_LOOPSAFE": "1", **VARIANTS[variant], "PYTHONPATH": str(ROOT)}
+        env.pop("LOOPSAFE_PROFILE", None)
+        env.pop("LOOPSAFE_MAX_QUEUE_WAIT", None)
+        target, cwd = "examples.fastapi_app:app", ROOT
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "examples.fastapi_app:app",
+            target,
             "--host",
             "127.0.0.1",
             "--port",
@@ -195,8 +288,9 @@ def run(variant: str, args: argparse.Namespace, rate: float, seed: int) -> dict[
             "error",
             "--no-access-log",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
+        stderr=subprocess.DEVNULL,  # one warning per refused login: the counts are in the load
     )
     try:
         wait_ready(port, server)
@@ -212,6 +306,7 @@ def run(variant: str, args: argparse.Namespace, rate: float, seed: int) -> dict[
                 str(args.legit_load * rate),
                 str(args.legit_keys),
                 str(seed),
+                args.app,
             ],
             capture_output=True,
             text=True,
@@ -259,12 +354,24 @@ def main() -> None:
     parser.add_argument("--legit-load", type=float, default=0.5)
     parser.add_argument("--legit-keys", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--app",
+        choices=("fastapi", "django"),
+        default="fastapi",
+        help="examples/fastapi_app.py (Argon2id) or benchmarks/e2e's Django project (PBKDF2)",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
-    cpu_capacity, effective = capacity()
+    workdir = tempfile.TemporaryDirectory(prefix="loopsafe-flood-")
+    args.workdir = workdir.name
+    if args.app == "django":
+        cpu_capacity, effective = django_capacity(Path(args.workdir) / "probe.sqlite3")
+    else:
+        cpu_capacity, effective = capacity()
     print(
-        f"# {dt.datetime.now(tz=dt.timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores; Argon2id "
-        f"(Django defaults) capacity {cpu_capacity:.2f}/s by CPU, {effective:.2f}/s effective; "
+        f"# {dt.datetime.now(tz=dt.timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores; {args.app}, "
+        f"{'PBKDF2 (Django defaults)' if args.app == 'django' else 'Argon2id (Django defaults)'} "
+        f"capacity {cpu_capacity:.2f}/s by CPU, {effective:.2f}/s effective; "
         f"loads x effective: flood {args.flood_load:g}x from 127.0.0.2, {args.legit_keys} "
         f"legitimate addresses {args.legit_load:g}x; client timeout {args.timeout:g} s; "
         f"{args.duration:g} s per variant",

@@ -8,6 +8,9 @@
     ``loopsafe``: loopsafe's drop-in ``loopsafe.django.backends.ModelBackend``.
 ``LOOPSAFE_E2E_MAX_QUEUE_WAIT``
     Optional, loopsafe mode: ``LOOPSAFE["MAX_QUEUE_WAIT"]`` in seconds.
+``LOOPSAFE_E2E_CLIENT_KEYS``
+    Optional, loopsafe mode: ``0`` sets ``LOOPSAFE["CLIENT_KEY"] = None`` (no
+    client keys: first come, first served; the flood benchmark's baseline).
 ``LOOPSAFE_E2E_ITERATIONS``
     Optional: PBKDF2 iterations for a cheap smoke run. Unset, the project keeps
     Django's default ``PASSWORD_HASHERS`` at the installed version's parameters.
@@ -59,8 +62,11 @@ elif MODE == "loopsafe":
     INSTALLED_APPS += ["loopsafe.django"]
     AUTHENTICATION_BACKENDS = ["loopsafe.django.backends.ModelBackend"]
     MIDDLEWARE = ["loopsafe.django.middleware.OverloadMiddleware"]
+    LOOPSAFE: dict[str, object] = {}
     if os.environ.get("LOOPSAFE_E2E_MAX_QUEUE_WAIT"):
-        LOOPSAFE = {"MAX_QUEUE_WAIT": float(os.environ["LOOPSAFE_E2E_MAX_QUEUE_WAIT"])}
+        LOOPSAFE["MAX_QUEUE_WAIT"] = float(os.environ["LOOPSAFE_E2E_MAX_QUEUE_WAIT"])
+    if os.environ.get("LOOPSAFE_E2E_CLIENT_KEYS") == "0":
+        LOOPSAFE["CLIENT_KEY"] = None
 else:
     message = f"LOOPSAFE_E2E_MODE must be 'stock' or 'loopsafe', not {MODE!r}"
     raise ValueError(message)
