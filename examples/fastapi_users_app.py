@@ -6,9 +6,11 @@ Run it::
 
 It is fastapi-users' own full example, with three changes for loopsafe: the
 ``UserManager`` inherits `loopsafe.fastapi_users.PoolPasswordManagerMixin`
-instead of ``BaseUserManager``, it is given a loopsafe ``PasswordHelper``, and
-the app gets ``loopsafe.starlette``'s lifespan and exception handlers (a full
-pool answers 503 with ``Retry-After``). Routes: fastapi-users' ``/auth/register``,
+instead of ``BaseUserManager``, it is given a loopsafe ``PasswordHelper``
+bound to the requesting client (``password_helper.for_request(request)``, so a
+flood from one address gets no more than its fair share of the pool), and the
+app gets ``loopsafe.starlette``'s lifespan and exception handlers (a full pool
+answers 503 with ``Retry-After``). Routes: fastapi-users' ``/auth/register``,
 ``/auth/jwt/login``, ``/auth/forgot-password``, ``/auth/reset-password`` and
 ``/users/me``, plus ``/health``.
 
@@ -22,6 +24,8 @@ Environment:
   (default 1.0; ``none`` admits every call, as the benchmark does to compare
   like with like).
 - ``APP_DB`` is the SQLite file (default: an in-memory database per process).
+- ``LOOPSAFE_CLIENT_KEYS=0`` turns client keys off (first come, first served);
+  by default each client's address (``request.client.host``) is its key.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, schemas
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
 from fastapi_users.db import SQLAlchemyBaseUserTableUUID, SQLAlchemyUserDatabase
@@ -46,17 +50,16 @@ from sqlalchemy.pool import StaticPool
 
 from loopsafe import PasswordHash, profiles
 from loopsafe.fastapi_users import PasswordHelper, PoolPasswordManagerMixin
-from loopsafe.starlette import EXCEPTION_HANDLERS, lifespan
+from loopsafe.starlette import EXCEPTION_HANDLERS, client_host, lifespan
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-    from fastapi import Request
 
 USE_LOOPSAFE = os.environ.get("USE_LOOPSAFE", "1") != "0"
 PROFILE = profiles.CHEAP if os.environ.get("LOOPSAFE_PROFILE") == "cheap" else profiles.DEFAULT
 _WAIT = os.environ.get("LOOPSAFE_MAX_QUEUE_WAIT", "1.0")
 MAX_QUEUE_WAIT = None if _WAIT.lower() == "none" else float(_WAIT)
+CLIENT_KEYS = os.environ.get("LOOPSAFE_CLIENT_KEYS", "1") != "0"
 SECRET = os.environ.get("APP_SECRET") or secrets.token_urlsafe(32)
 _DB = os.environ.get("APP_DB")
 
@@ -144,10 +147,15 @@ else:
 
 
 async def get_user_manager(
+    request: Request,
     user_db: SQLAlchemyUserDatabase[User, uuid.UUID] = Depends(get_user_db),  # noqa: B008 - FastAPI's idiom
 ) -> AsyncIterator[UserManager]:
-    """One manager per request, sharing the process's password helper."""
-    yield UserManager(user_db, password_helper)
+    """One manager per request; with loopsafe, its hashing carries the client's key."""
+    if USE_LOOPSAFE:
+        # The key the lifespan's client_key picks (default request.client.host).
+        yield UserManager(user_db, password_helper.for_request(request))
+    else:
+        yield UserManager(user_db, password_helper)
 
 
 def get_jwt_strategy() -> JWTStrategy[User, uuid.UUID]:
@@ -172,7 +180,12 @@ async def create_tables(_app: FastAPI) -> AsyncIterator[None]:
 
 if USE_LOOPSAFE:
     app = FastAPI(
-        lifespan=lifespan(create_tables, max_queue_wait=MAX_QUEUE_WAIT),
+        lifespan=lifespan(
+            create_tables,
+            max_queue_wait=MAX_QUEUE_WAIT,
+            # The default: request.client.host. Behind a proxy, see docs/fairness.md.
+            client_key=client_host if CLIENT_KEYS else None,
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
     )
 else:

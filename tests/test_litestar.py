@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency  # noqa: TC002 - Litestar reads annotations at runtime
 from litestar.plugins import InitPluginProtocol
@@ -139,7 +139,10 @@ class TestPlugin:
             return await password_hash.ahash("pw")
 
         release = threading.Event()
-        app = Litestar([make], plugins=[cheap_plugin(max_workers=1, max_queue_wait=0.001)])
+        # Unkeyed (first come, first served): with keys, a newcomer whose call would
+        # start next is admitted past the budget (docs/fairness.md; test_litestar_keys).
+        plugin = cheap_plugin(max_workers=1, max_queue_wait=0.001, client_key=None)
+        app = Litestar([make], plugins=[plugin])
         async with AsyncTestClient(app) as client, anyio.create_task_group() as tg:
             pool: HashPool = app.state["loopsafe_pool"]
             await pool.run(time.sleep, 0.01)  # the pool learns what a call costs
@@ -182,10 +185,11 @@ class TestBadInput:
 
     async def test_dependency_without_the_plugin_says_what_to_add(self):
         """provide_password_hash on an app without the plugin names the fix; a wrong type too."""
+        request = Request({"type": "http", "client": ("203.0.113.5", 1)})
         with pytest.raises(RuntimeError, match="LoopsafePlugin"):
-            await provide_password_hash(State())
+            await provide_password_hash(State(), request)
         with pytest.raises(TypeError, match="not a loopsafe PasswordHash"):
-            await provide_password_hash(State({"password_hash": object()}))
+            await provide_password_hash(State({"password_hash": object()}), request)
 
     def test_missing_litestar_names_the_extra(self, monkeypatch):
         """Importing loopsafe.litestar without Litestar says which extra to install."""

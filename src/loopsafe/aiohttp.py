@@ -26,7 +26,13 @@ starts, not at the first login) and adds to the app:
   shutdown) a bare 503.
 
 `get_password_hash` returns the app's `PasswordHash` from a request (sub-apps
-see their parent's) or from an app.
+see their parent's) or from an app. From a request it is bound to the
+requesting client's key (`PasswordHash.for_client`), so that under a flood
+each client gets a fair share of the pool. The key comes from ``setup``'s
+``client_key``, by default `client_remote` (``request.remote``, the peer
+address). Behind a reverse proxy that is the proxy's address:
+``X-Forwarded-For`` is not read, since any client can send it; see
+docs/fairness.md for reading it safely.
 """
 
 from __future__ import annotations
@@ -42,18 +48,23 @@ from loopsafe._api import PasswordHash
 from loopsafe._default import configure
 from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
 from loopsafe._pool import HashPool
+from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from concurrent.futures import Executor
 
     from aiohttp.typedefs import Handler
 
+    from loopsafe._fair import Key
+
 __all__ = [
+    "CLIENT_KEY_KEY",
     "PASSWORD_HASH_KEY",
     "POOL_KEY",
+    "client_remote",
     "get_password_hash",
     "overload_middleware",
     "setup",
@@ -63,6 +74,21 @@ __all__ = [
 PASSWORD_HASH_KEY: Final = web.AppKey("loopsafe_password_hash", PasswordHash)
 #: The app key holding the `HashPool` that `setup`'s cleanup context configured.
 POOL_KEY: Final = web.AppKey("loopsafe_pool", HashPool)
+#: The app key holding `setup`'s ``client_key`` (``request -> key``, or None: no keys).
+CLIENT_KEY_KEY: Final[web.AppKey[Callable[[web.Request], Key] | None]] = web.AppKey(
+    "loopsafe_client_key"
+)
+
+
+def client_remote(request: web.Request) -> str | None:
+    """Return the peer's address (``request.remote``), or None when unknown.
+
+    The default client key. It is the address of whoever opened the TCP
+    connection: behind a reverse proxy, the proxy. Headers such as
+    ``X-Forwarded-For`` are not read: any client can send them, so trusting
+    them by default would let a flood pick a fresh key per request.
+    """
+    return request.remote or None
 
 
 @web.middleware
@@ -84,9 +110,16 @@ async def overload_middleware(request: web.Request, handler: Handler) -> web.Str
 def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
     """Return the app's `PasswordHash`, from a request (parents included) or an app.
 
+    From a request, the hasher's async methods pass the client's key
+    (``setup``'s ``client_key(request)``, by default `client_remote`) to the
+    pool; from an app, or with ``client_key=None``, it is the app's
+    `PasswordHash` itself, unbound.
+
     Raises:
         RuntimeError: If the app has none: call `setup` on it (or its parent).
-        TypeError: If ``source`` is neither a request nor an application.
+        TypeError: If ``source`` is neither a request nor an application, or
+            ``client_key`` returned a bad key (the message names its type,
+            never its value).
     """
     if isinstance(source, web.Request):
         password_hash = source.config_dict.get(PASSWORD_HASH_KEY)
@@ -99,7 +132,13 @@ def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
             "this app has no loopsafe PasswordHash: call loopsafe.aiohttp.setup(app) "
             "before the app starts"
         )
-    return password_hash
+    if isinstance(source, web.Application):
+        return password_hash
+    client_key = source.config_dict.get(CLIENT_KEY_KEY, client_remote)
+    if client_key is None:
+        return password_hash
+    key = key_of(client_key, source, "setup(client_key=...)")
+    return password_hash if key is None else password_hash.for_client(key)
 
 
 def setup(
@@ -111,6 +150,7 @@ def setup(
     max_pending: int = DEFAULT_MAX_PENDING,
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
+    client_key: Callable[[web.Request], Key] | None = client_remote,
 ) -> None:
     """Give ``app`` loopsafe's pool for its life, the 503 middleware and a `PasswordHash`.
 
@@ -124,10 +164,14 @@ def setup(
         max_pending: See `HashPool`.
         executor: See `HashPool`.
         nice: See `HashPool`.
+        client_key: ``request -> key`` for `get_password_hash`: the client
+            each request hashes for, so a flood from one client cannot take
+            the whole pool. Default `client_remote`; None disables keys.
 
     Raises:
         TypeError: If ``app`` is not an aiohttp Application, ``password_hash``
-            not a loopsafe `PasswordHash`, or a pool setting has the wrong type.
+            not a loopsafe `PasswordHash`, ``client_key`` neither a callable
+            nor None, or a pool setting has the wrong type.
         ValueError: If a pool setting is out of range.
         RuntimeError: If ``app`` has already started (its middleware is frozen)
             or `setup` was already called on it.
@@ -139,6 +183,7 @@ def setup(
             "setup(password_hash=...) takes a loopsafe PasswordHash, "
             f"not {type(password_hash).__name__}"
         )
+    check_client_key_option(client_key, "setup(client_key=...)")
     if app.frozen:
         raise RuntimeError("loopsafe.aiohttp.setup() must be called before the app starts")
     if overload_middleware in app.middlewares:
@@ -170,5 +215,6 @@ def setup(
             await pool.aclose()
 
     app[PASSWORD_HASH_KEY] = hasher
+    app[CLIENT_KEY_KEY] = client_key
     app.cleanup_ctx.insert(0, loopsafe_pool)
     app.middlewares.insert(0, overload_middleware)

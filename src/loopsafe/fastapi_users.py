@@ -15,8 +15,8 @@ here, in two pieces::
         reset_password_token_secret = SECRET
         verification_token_secret = SECRET
 
-    async def get_user_manager(user_db=Depends(get_user_db)):
-        yield UserManager(user_db, password_helper)
+    async def get_user_manager(request: Request, user_db=Depends(get_user_db)):
+        yield UserManager(user_db, password_helper.for_request(request))
 
 - `PoolPasswordManagerMixin` is a ``BaseUserManager`` whose ``authenticate``,
   ``create``, ``_update`` (password changes), ``forgot_password``,
@@ -32,13 +32,21 @@ here, in two pieces::
   New hashes are Django-format Argon2id (``argon2$argon2id$...``, Django 6.1's
   costs); the bare ``$argon2id$...`` and ``$2b$...`` strings fastapi-users and
   pwdlib stored verify and are replaced at each user's next login.
+- `PasswordHelper.for_request` (or `PasswordHelper.for_client` with a key of
+  your own) returns a copy whose async twins pass the requesting client's key
+  to the pool, so that under a flood each client gets a fair share of it.
+  ``for_request`` takes the key ``loopsafe.starlette.lifespan(client_key=...)``
+  picks, by default ``request.client.host`` (the peer address, never
+  ``X-Forwarded-For``, which any client can send: see docs/fairness.md).
 
 Any other helper (fastapi-users' own pwdlib one, a custom one) works too: the
-mixin runs its synchronous methods on `loopsafe.default_pool()`.
+mixin runs its synchronous methods on `loopsafe.default_pool()`, without a
+client key.
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -56,6 +64,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import default_pool
+from loopsafe._fair import check_key, check_priority
+from loopsafe.starlette import request_key
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -63,6 +73,7 @@ if TYPE_CHECKING:
     from fastapi_users import schemas
     from fastapi_users.db import BaseUserDatabase
 
+    from loopsafe._fair import Key
     from loopsafe._pool import HashPool
 
 __all__ = ["AsyncPasswordHelper", "PasswordHelper", "PoolPasswordManagerMixin"]
@@ -89,6 +100,9 @@ class PasswordHelper(PasswordHelperProtocol):
     on the `PasswordHash`'s pool (so a subclass that overrides ``hash`` or
     ``verify_and_update`` is honoured by both).
 
+    `for_client` and `for_request` return a copy bound to a client's key
+    (build one helper at import, bind a copy per request).
+
     Args:
         password_hash: Default `PasswordHash.recommended()`: Argon2id at
             Django 6.1's costs, reading every Django format and the bare
@@ -108,6 +122,42 @@ class PasswordHelper(PasswordHelperProtocol):
                 f"password_hash must be a loopsafe PasswordHash, not {type(password_hash).__name__}"
             )
         self.password_hash = password_hash
+        self._key: Key = None
+        self._priority = 0
+
+    def for_client(self, key: Key, *, priority: int = 0) -> PasswordHelper:
+        """Return a copy whose `ahash` and `averify_and_update` pass ``key`` and ``priority``.
+
+        Same `PasswordHash` (its ``for_client`` copy), same pool; the
+        synchronous methods are unchanged. ``key=None`` is the shared key.
+
+        Raises:
+            TypeError: If ``key`` or ``priority`` has the wrong type (the
+                message names the type, never the value).
+            ValueError: If ``priority`` is out of range.
+        """
+        check_key(key)
+        check_priority(priority)
+        bound = copy.copy(self)
+        bound.password_hash = self.password_hash.for_client(key, priority=priority)
+        bound._key = key  # noqa: SLF001 - a copy of this very class
+        bound._priority = priority  # noqa: SLF001
+        return bound
+
+    def for_request(self, request: Request, *, priority: int = 0) -> PasswordHelper:
+        """`for_client` with the key the app picks for ``request``.
+
+        That is ``loopsafe.starlette.request_key(request)``: the lifespan's
+        ``client_key(request)``, by default ``request.client.host``; None
+        (the shared key) when the lifespan was given ``client_key=None``.
+        Call it in fastapi-users' ``get_user_manager`` dependency, which can
+        take the ``Request``.
+
+        Raises:
+            TypeError: If ``client_key`` returned a bad key (the message names
+                its type, never its value).
+        """
+        return self.for_client(request_key(request), priority=priority)
 
     def __repr__(self) -> str:
         """Show the `PasswordHash`."""
@@ -139,7 +189,7 @@ class PasswordHelper(PasswordHelperProtocol):
             TypeError: If ``password`` is not a str, before anything is queued.
         """
         _check_str(password, "password")
-        return await self.pool.run(self.hash, password)
+        return await self.pool.run(self.hash, password, key=self._key, priority=self._priority)
 
     async def averify_and_update(
         self, plain_password: str, hashed_password: str
@@ -151,7 +201,13 @@ class PasswordHelper(PasswordHelperProtocol):
         """
         _check_str(plain_password, "plain_password")
         _check_str(hashed_password, "hashed_password")
-        return await self.pool.run(self.verify_and_update, plain_password, hashed_password)
+        return await self.pool.run(
+            self.verify_and_update,
+            plain_password,
+            hashed_password,
+            key=self._key,
+            priority=self._priority,
+        )
 
 
 def _check_str(value: object, name: str) -> None:

@@ -20,14 +20,20 @@
 `LoopsafePlugin` (Litestar's ``InitPluginProtocol``) adds to the app:
 
 - a lifespan, entered before the app's own, that configures loopsafe's default
-  pool at startup, keeps the `PasswordHash` on ``app.state.password_hash`` and
-  the pool on ``app.state.loopsafe_pool``, and closes the pool at shutdown
+  pool at startup, keeps the `PasswordHash` on ``app.state.password_hash``, the
+  pool on ``app.state.loopsafe_pool`` and ``client_key`` on
+  ``app.state.loopsafe_client_key``, and closes the pool at shutdown
   (waiting for the hashes already running);
 - exception handlers: `Overloaded` becomes 503 with ``Retry-After`` and
   ``{"detail", "retry_after"}``, `PoolClosed` (a request caught by shutdown)
   a bare 503; handlers the app already has for them are kept;
 - a dependency, ``password_hash`` by default, giving handlers the app's
-  `PasswordHash`.
+  `PasswordHash` bound to the requesting client's key
+  (`PasswordHash.for_client`), so that under a flood each client gets a fair
+  share of the pool. The key comes from ``client_key``, by default
+  `client_host` (``request.client.host``, the peer address). Behind a reverse
+  proxy that is the proxy's address: ``X-Forwarded-For`` is not read, since
+  any client can send it; see docs/fairness.md for reading it safely.
 
 Settings are checked when the plugin is made, so a bad one fails the app's
 start rather than its first login. For advanced-alchemy's ``PasswordHash``
@@ -41,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 try:
     from litestar import Litestar, MediaType, Request, Response
+    from litestar.connection import ASGIConnection  # noqa: TC002 - read at runtime by Litestar
     from litestar.datastructures import State  # noqa: TC002 - Litestar reads annotations at runtime
     from litestar.di import Provide
     from litestar.plugins import InitPlugin
@@ -51,17 +58,21 @@ from loopsafe._api import PasswordHash
 from loopsafe._default import configure
 from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
 from loopsafe._pool import HashPool
+from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from concurrent.futures import Executor
 
     from litestar.config.app import AppConfig
 
+    from loopsafe._fair import Key
+
 __all__ = [
     "LoopsafePlugin",
+    "client_host",
     "overloaded_handler",
     "pool_closed_handler",
     "provide_password_hash",
@@ -70,6 +81,19 @@ __all__ = [
 # The app.state keys the module docstring promises.
 _STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - a key name
 _STATE_POOL: Final = "loopsafe_pool"
+_STATE_CLIENT_KEY: Final = "loopsafe_client_key"
+
+
+def client_host(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """Return the peer's address (``connection.client.host``), or None when unknown.
+
+    The default client key. It is the address of whoever opened the TCP
+    connection: behind a reverse proxy, the proxy. Headers such as
+    ``X-Forwarded-For`` are not read: any client can send them, so trusting
+    them by default would let a flood pick a fresh key per request.
+    """
+    client = connection.client
+    return client.host if client is not None else None
 
 
 def overloaded_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -92,15 +116,23 @@ def pool_closed_handler(_request: Request[Any, Any, Any], exc: Exception) -> Res
     return Response({"detail": SHUTTING_DOWN_DETAIL}, status_code=503, media_type=MediaType.JSON)
 
 
-async def provide_password_hash(state: State) -> PasswordHash:
-    """Return the app's `PasswordHash` (the plugin registers this as a dependency).
+async def provide_password_hash(
+    state: State, request: ASGIConnection[Any, Any, Any, Any]
+) -> PasswordHash:
+    """Return the app's `PasswordHash` for this client (the plugin registers this as a dependency).
 
+    The returned hasher's async methods pass the client's key (the plugin's
+    ``client_key(request)``, by default `client_host`) to the pool; with
+    ``client_key=None`` it is the app's `PasswordHash` itself. ``request`` is
+    the connection Litestar injects (a ``WebSocket`` in a websocket handler).
     Async so that Litestar calls it on the loop rather than on a thread.
 
     Raises:
         RuntimeError: If the app has none: add `LoopsafePlugin`, or set
             ``app.state.password_hash`` yourself.
-        TypeError: If ``app.state.password_hash`` is something else.
+        TypeError: If ``app.state.password_hash`` is something else, or
+            ``client_key`` returned a bad key (the message names its type,
+            never its value).
     """
     password_hash = state.get(_STATE_PASSWORD_HASH)
     if password_hash is None:
@@ -113,7 +145,11 @@ async def provide_password_hash(state: State) -> PasswordHash:
             f"app.state.password_hash is a {type(password_hash).__name__}, "
             "not a loopsafe PasswordHash"
         )
-    return password_hash
+    client_key = state.get(_STATE_CLIENT_KEY, client_host)
+    if client_key is None:
+        return password_hash
+    key = key_of(client_key, request, "LoopsafePlugin(client_key=...)")
+    return password_hash if key is None else password_hash.for_client(key)
 
 
 def _check_dependency_key(key: object) -> None:
@@ -135,15 +171,19 @@ class LoopsafePlugin(InitPlugin):
         nice: See `HashPool`.
         dependency_key: The name under which handlers receive the
             `PasswordHash`; None registers no dependency.
+        client_key: ``connection -> key`` for the dependency: the client each
+            request hashes for, so a flood from one client cannot take the
+            whole pool. Default `client_host`; None disables keys.
 
     Raises:
-        TypeError: If ``password_hash`` is not a loopsafe `PasswordHash`, or a
-            pool setting has the wrong type.
+        TypeError: If ``password_hash`` is not a loopsafe `PasswordHash`,
+            ``client_key`` is neither a callable nor None, or a pool setting
+            has the wrong type.
         ValueError: If a pool setting is out of range, or ``dependency_key``
             is not an identifier.
     """
 
-    __slots__ = ("_dependency_key", "_password_hash", "_pool_settings")
+    __slots__ = ("_client_key", "_dependency_key", "_password_hash", "_pool_settings")
 
     def __init__(
         self,
@@ -155,6 +195,7 @@ class LoopsafePlugin(InitPlugin):
         executor: Executor | None = None,
         nice: int = DEFAULT_NICE,
         dependency_key: str | None = "password_hash",
+        client_key: Callable[[ASGIConnection[Any, Any, Any, Any]], Key] | None = client_host,
     ) -> None:
         """Check every setting now, so that a bad one fails at app start-up."""
         if password_hash is not None and not isinstance(password_hash, PasswordHash):
@@ -163,6 +204,7 @@ class LoopsafePlugin(InitPlugin):
                 f"not {type(password_hash).__name__}"
             )
         _check_dependency_key(dependency_key)
+        check_client_key_option(client_key, "LoopsafePlugin(client_key=...)")
         self._pool_settings: dict[str, Any] = {
             "max_workers": max_workers,
             "max_queue_wait": max_queue_wait,
@@ -177,6 +219,7 @@ class LoopsafePlugin(InitPlugin):
             password_hash if password_hash is not None else PasswordHash.recommended()
         )
         self._dependency_key = dependency_key
+        self._client_key = client_key
 
     @property
     def password_hash(self) -> PasswordHash:
@@ -200,6 +243,7 @@ class LoopsafePlugin(InitPlugin):
         try:
             app.state[_STATE_POOL] = pool
             app.state[_STATE_PASSWORD_HASH] = self._password_hash
+            app.state[_STATE_CLIENT_KEY] = self._client_key
             yield
         finally:
             await pool.aclose()

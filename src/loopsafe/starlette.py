@@ -25,7 +25,8 @@ here imports FastAPI)::
   from the lifespan's ``client_key`` callable, by default `client_host`
   (``request.client.host``, the peer address). Behind a reverse proxy that
   is the proxy's address: see docs/fairness.md for taking the client from
-  ``X-Forwarded-For`` safely.
+  ``X-Forwarded-For`` safely. `request_key` returns that key (fastapi-users'
+  manager binds it with `loopsafe.fastapi_users.PasswordHelper.for_request`).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
-from loopsafe._fair import check_key
 from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
 from loopsafe._lag import LoopLagMonitor
+from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
 from loopsafe.exceptions import Overloaded, PoolClosed
 
@@ -69,6 +70,7 @@ __all__ = [
     "lifespan",
     "overloaded_handler",
     "pool_closed_handler",
+    "request_key",
     "retry_after_seconds",
 ]
 
@@ -136,7 +138,8 @@ async def get_password_hash(request: Request) -> PasswordHash:
     Raises:
         RuntimeError: If the app has none: use `lifespan`, or set
             ``app.state.password_hash`` yourself.
-        TypeError: If ``app.state.password_hash`` is something else.
+        TypeError: If ``app.state.password_hash`` is something else, or the
+            lifespan's ``client_key`` returned a bad key (see `request_key`).
     """
     password_hash = getattr(request.app.state, STATE_PASSWORD_HASH, None)
     if password_hash is None:
@@ -149,15 +152,24 @@ async def get_password_hash(request: Request) -> PasswordHash:
             f"app.state.password_hash is a {type(password_hash).__name__}, "
             "not a loopsafe PasswordHash"
         )
+    key = request_key(request)
+    return password_hash if key is None else password_hash.for_client(key)
+
+
+def request_key(request: Request) -> Key:
+    """Return the client key the app picks for ``request``: what `get_password_hash` binds.
+
+    The lifespan's ``client_key(request)``, by default `client_host`; None
+    when the lifespan was given ``client_key=None``.
+
+    Raises:
+        TypeError: If ``client_key`` returned something that cannot be a key
+            (the message names its type, never its value).
+    """
     client_key = getattr(request.app.state, STATE_CLIENT_KEY, client_host)
     if client_key is None:
-        return password_hash
-    key = client_key(request)
-    try:
-        check_key(key)
-    except TypeError as exc:
-        raise TypeError(f"the lifespan's client_key returned a bad key: {exc}") from None
-    return password_hash.for_client(key)
+        return None
+    return key_of(client_key, request, "the lifespan's client_key")
 
 
 def lifespan(
@@ -201,7 +213,11 @@ def lifespan(
 
     Returns:
         A callable for ``Starlette(lifespan=...)`` or ``FastAPI(lifespan=...)``.
+
+    Raises:
+        TypeError: If ``client_key`` is neither a callable nor None.
     """
+    check_client_key_option(client_key, "lifespan(client_key=...)")
     inner: Callable[[Any], Any] | None = app_lifespan
     if inner is not None and inspect.isasyncgenfunction(inner):
         inner = asynccontextmanager(inner)
