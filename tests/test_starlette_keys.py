@@ -126,3 +126,12 @@ async def test_bound_password_hash_gets_in_past_a_flood():
     assert isinstance(shed, Overloaded)
     assert shed.reason == "fair-share"
     pool.close()
+
+
+@pytest.mark.parametrize("option", ["203.0.113.5", 42], ids=["str", "int"])
+def test_a_client_key_that_is_not_callable_fails_when_the_lifespan_is_made(option):
+    """lifespan(client_key=<not callable>) raises TypeError naming the type only."""
+    with pytest.raises(TypeError, match="client_key") as caught:
+        lifespan(client_key=option)
+    assert type(option).__name__ in str(caught.value)
+    assert str(option) not in str(caught.value)
