@@ -151,11 +151,11 @@ async def get_user_manager(
     user_db: SQLAlchemyUserDatabase[User, uuid.UUID] = Depends(get_user_db),  # noqa: B008 - FastAPI's idiom
 ) -> AsyncIterator[UserManager]:
     """One manager per request; with loopsafe, its hashing carries the client's key."""
-    if USE_LOOPSAFE:
-        # The key the lifespan's client_key picks (default request.client.host).
-        yield UserManager(user_db, password_helper.for_request(request))
-    else:
-        yield UserManager(user_db, password_helper)
+    helper = password_helper
+    if isinstance(helper, PasswordHelper):
+        # Bound to the key the lifespan's client_key picks (default request.client.host).
+        helper = helper.for_request(request)
+    yield UserManager(user_db, helper)
 
 
 def get_jwt_strategy() -> JWTStrategy[User, uuid.UUID]:
