@@ -7,10 +7,10 @@ Run it::
 It is fastapi-users' own full example, with three changes for loopsafe: the
 ``UserManager`` inherits `loopsafe.fastapi_users.PoolPasswordManagerMixin`
 instead of ``BaseUserManager``, it is given a loopsafe ``PasswordHelper``
-bound to the requesting client (``password_helper.for_request(request)``, so a
-flood from one address gets no more than its fair share of the pool), and the
-app gets ``loopsafe.starlette``'s lifespan and exception handlers (a full pool
-answers 503 with ``Retry-After``). Routes: fastapi-users' ``/auth/register``,
+bound to the requesting client (``password_helper.for_client(request_key(request))``,
+so a flood from one address gets no more than its fair share of the pool), and
+the app gets ``loopsafe.starlette``'s lifespan and exception handlers (a full
+pool answers 503 with ``Retry-After``). Routes: fastapi-users' ``/auth/register``,
 ``/auth/jwt/login``, ``/auth/forgot-password``, ``/auth/reset-password`` and
 ``/users/me``, plus ``/health``.
 
@@ -50,7 +50,7 @@ from sqlalchemy.pool import StaticPool
 
 from loopsafe import PasswordHash, profiles
 from loopsafe.fastapi_users import PasswordHelper, PoolPasswordManagerMixin
-from loopsafe.starlette import EXCEPTION_HANDLERS, client_host, lifespan
+from loopsafe.starlette import EXCEPTION_HANDLERS, client_host, lifespan, request_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -154,7 +154,7 @@ async def get_user_manager(
     helper = password_helper
     if isinstance(helper, PasswordHelper):
         # Bound to the key the lifespan's client_key picks (default request.client.host).
-        helper = helper.for_request(request)
+        helper = helper.for_client(request_key(request))
     yield UserManager(user_db, helper)
 
 

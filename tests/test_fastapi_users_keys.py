@@ -1,4 +1,4 @@
-"""Client keys in loopsafe.fastapi_users: PasswordHelper.for_client/for_request, the example app."""
+"""Client keys in loopsafe.fastapi_users: PasswordHelper.for_client, request_key, the example."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import loopsafe
 from _keys import FLOOD_POOL, against_a_flood, shed_for_fair_share
 from loopsafe import HashPool, Overloaded, PasswordHash, profiles
 from loopsafe.fastapi_users import PasswordHelper
-from loopsafe.starlette import lifespan
+from loopsafe.starlette import lifespan, request_key
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +37,7 @@ def cheap_helper(pool: HashPool | None = None) -> PasswordHelper:
 
 
 class TestForClient:
-    """PasswordHelper.for_client and for_request."""
+    """PasswordHelper.for_client, with the key loopsafe.starlette.request_key gives."""
 
     def test_for_client_validates_and_copies(self):
         """for_client returns a bound copy (its PasswordHash too); the original stays unbound."""
@@ -96,12 +96,12 @@ class TestForClient:
             pytest.param(lambda request: ("tenant", 7), ["tenant", 7], id="custom"),
         ],
     )
-    async def test_for_request_takes_the_lifespans_key(self, client_key, expected):
-        """for_request binds the key loopsafe.starlette's lifespan(client_key=...) picks."""
+    async def test_request_key_is_the_lifespans_key(self, client_key, expected):
+        """for_client(request_key(request)) binds the key the lifespan's client_key picks."""
         helper = cheap_helper()
 
         async def key(request: Request) -> JSONResponse:
-            return JSONResponse({"key": helper.for_request(request)._key})
+            return JSONResponse({"key": helper.for_client(request_key(request))._key})
 
         options = {} if client_key == "default" else {"client_key": client_key}
         app = Starlette(routes=[Route("/key", key)], lifespan=lifespan(**options))
@@ -112,14 +112,13 @@ class TestForClient:
         ):
             assert (await http.get("/key")).json()["key"] == expected
 
-    async def test_for_request_with_a_bad_key_is_a_type_error_naming_the_type(self):
-        """A lifespan client_key returning a list: for_request raises TypeError, no value shown."""
-        helper = cheap_helper()
+    async def test_request_key_with_a_bad_key_is_a_type_error_naming_the_type(self):
+        """A lifespan client_key returning a list: request_key raises TypeError, no value shown."""
         app = Starlette(lifespan=lifespan(client_key=lambda request: [request.client.host]))
         request = Request({"type": "http", "app": app, "client": CLIENT, "headers": []})
         async with app.router.lifespan_context(app):
             with pytest.raises(TypeError, match="list") as caught:
-                helper.for_request(request)
+                request_key(request)
         assert "203.0.113.5" not in str(caught.value)
 
 

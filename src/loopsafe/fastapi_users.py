@@ -16,7 +16,8 @@ here, in two pieces::
         verification_token_secret = SECRET
 
     async def get_user_manager(request: Request, user_db=Depends(get_user_db)):
-        yield UserManager(user_db, password_helper.for_request(request))
+        # the client's key: loopsafe.starlette.request_key (lifespan's client_key)
+        yield UserManager(user_db, password_helper.for_client(request_key(request)))
 
 - `PoolPasswordManagerMixin` is a ``BaseUserManager`` whose ``authenticate``,
   ``create``, ``_update`` (password changes), ``forgot_password``,
@@ -32,12 +33,12 @@ here, in two pieces::
   New hashes are Django-format Argon2id (``argon2$argon2id$...``, Django 6.1's
   costs); the bare ``$argon2id$...`` and ``$2b$...`` strings fastapi-users and
   pwdlib stored verify and are replaced at each user's next login.
-- `PasswordHelper.for_request` (or `PasswordHelper.for_client` with a key of
-  your own) returns a copy whose async twins pass the requesting client's key
-  to the pool, so that under a flood each client gets a fair share of it.
-  ``for_request`` takes the key ``loopsafe.starlette.lifespan(client_key=...)``
-  picks, by default ``request.client.host`` (the peer address, never
-  ``X-Forwarded-For``, which any client can send: see docs/fairness.md).
+- `PasswordHelper.for_client` returns a copy whose async twins pass a
+  client's key to the pool, so that under a flood each client gets a fair
+  share of it. ``loopsafe.starlette.request_key(request)`` is the key the
+  app's ``lifespan(client_key=...)`` picks, by default ``request.client.host``
+  (the peer address, never ``X-Forwarded-For``, which any client can send:
+  see docs/fairness.md).
 
 Any other helper (fastapi-users' own pwdlib one, a custom one) works too: the
 mixin runs its synchronous methods on `loopsafe.default_pool()`, without a
@@ -65,7 +66,6 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 from loopsafe._api import PasswordHash
 from loopsafe._default import default_pool
 from loopsafe._fair import check_key, check_priority
-from loopsafe.starlette import request_key
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -100,8 +100,8 @@ class PasswordHelper(PasswordHelperProtocol):
     on the `PasswordHash`'s pool (so a subclass that overrides ``hash`` or
     ``verify_and_update`` is honoured by both).
 
-    `for_client` and `for_request` return a copy bound to a client's key
-    (build one helper at import, bind a copy per request).
+    `for_client` returns a copy bound to a client's key (build one helper at
+    import, bind a copy per request).
 
     Args:
         password_hash: Default `PasswordHash.recommended()`: Argon2id at
@@ -143,21 +143,6 @@ class PasswordHelper(PasswordHelperProtocol):
         bound._key = key  # noqa: SLF001 - a copy of this very class
         bound._priority = priority  # noqa: SLF001
         return bound
-
-    def for_request(self, request: Request, *, priority: int = 0) -> PasswordHelper:
-        """`for_client` with the key the app picks for ``request``.
-
-        That is ``loopsafe.starlette.request_key(request)``: the lifespan's
-        ``client_key(request)``, by default ``request.client.host``; None
-        (the shared key) when the lifespan was given ``client_key=None``.
-        Call it in fastapi-users' ``get_user_manager`` dependency, which can
-        take the ``Request``.
-
-        Raises:
-            TypeError: If ``client_key`` returned a bad key (the message names
-                its type, never its value).
-        """
-        return self.for_client(request_key(request), priority=priority)
 
     def __repr__(self) -> str:
         """Show the `PasswordHash`."""

@@ -25,8 +25,8 @@ here imports FastAPI)::
   from the lifespan's ``client_key`` callable, by default `client_host`
   (``request.client.host``, the peer address). Behind a reverse proxy that
   is the proxy's address: see docs/fairness.md for taking the client from
-  ``X-Forwarded-For`` safely. `request_key` returns that key (fastapi-users'
-  manager binds it with `loopsafe.fastapi_users.PasswordHelper.for_request`).
+  ``X-Forwarded-For`` safely. `request_key` returns that key (for code that
+  hashes elsewhere: ``loopsafe.fastapi_users.PasswordHelper.for_client``).
 """
 
 from __future__ import annotations
