@@ -13,6 +13,11 @@ Environment:
 - ``LOOPSAFE_MAX_QUEUE_WAIT`` is the pool's admission budget in seconds
   (default 1.0; ``none`` admits every call, as the benchmark does to compare
   like with like).
+- ``LOOPSAFE_REQUEST_TIMEOUT`` is the seconds a login may take before it is
+  answered 503 (default: none). Set it to your clients' or load balancer's
+  timeout: a hash that could not finish in time is then never started.
+- ``LOOPSAFE_HOST_LIMIT`` (``auto`` or an int) gives the workers of
+  ``uvicorn --workers N`` or ``gunicorn -w N`` one hashing budget for the host.
 - ``APP_DB`` is the SQLite file (default: an in-memory database per process).
 - ``LOOPSAFE_CLIENT_KEYS=0`` turns client keys off (first come, first served,
   for the flood benchmark's baseline); by default each client's address is its
@@ -49,6 +54,7 @@ PROFILE = profiles.CHEAP if os.environ.get("LOOPSAFE_PROFILE") == "cheap" else p
 _WAIT = os.environ.get("LOOPSAFE_MAX_QUEUE_WAIT", "1.0")
 MAX_QUEUE_WAIT = None if _WAIT.lower() == "none" else float(_WAIT)
 CLIENT_KEYS = os.environ.get("LOOPSAFE_CLIENT_KEYS", "1") != "0"
+REQUEST_TIMEOUT = float(os.environ.get("LOOPSAFE_REQUEST_TIMEOUT", "0")) or None
 
 
 class Credentials(BaseModel):
@@ -141,11 +147,14 @@ if USE_LOOPSAFE:
         ph.check_admission()  # a full pool answers 503 before the database is asked
         users = _users(app)
         stored = await run_in_threadpool(users.get_hash, form.username)
-        if stored is None:
-            await ph.averify_dummy()  # as long as a wrong password (Django ticket #20760)
-            raise HTTPException(401, "invalid credentials")
         password = form.password.get_secret_value()
-        ok, new_hash = await ph.averify_and_update(password, stored)
+        try:
+            if stored is None:
+                await ph.averify_dummy(timeout=REQUEST_TIMEOUT)  # as long as a wrong password
+                raise HTTPException(401, "invalid credentials")  # (Django ticket #20760)
+            ok, new_hash = await ph.averify_and_update(password, stored, timeout=REQUEST_TIMEOUT)
+        except TimeoutError:
+            raise HTTPException(503, "login took too long; retry later") from None
         if not ok:
             raise HTTPException(401, "invalid credentials")
         if new_hash is not None:  # an older algorithm or cost: save the upgrade

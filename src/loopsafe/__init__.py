@@ -19,6 +19,7 @@ from loopsafe._settings import usable_cpus
 from loopsafe._statistics import PoolStatistics
 from loopsafe.exceptions import (
     HasherNotAvailable,
+    HostBudgetUnavailable,
     LoopsafeError,
     Overloaded,
     PoolClosed,
@@ -45,6 +46,7 @@ __all__ = [
     "HashPool",
     "Hasher",
     "HasherNotAvailable",
+    "HostBudgetUnavailable",
     "LagSnapshot",
     "LoopLagMonitor",
     "LoopsafeError",

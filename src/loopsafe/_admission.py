@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import threading
     from collections import Counter
 
+    from loopsafe._budget import Budget
     from loopsafe._calls import _Call
     from loopsafe._fair import FairQueue, Key
 
@@ -52,7 +53,7 @@ class _Admission:
     _max_workers: int
     _max_queue_wait: float | None
     _max_pending: int
-    _service_ewma: float | None
+    _budget: Budget
     _rejected: int
     _shed: int
     _refusals: Counter[str]
@@ -73,11 +74,17 @@ class _Admission:
         if refused is not None:
             raise refused
 
-    def _estimate_wait(self, queued_ahead: int) -> float:
-        """Seconds a call with ``queued_ahead`` calls before it would wait for a worker."""
-        if self._running + queued_ahead < self._max_workers or self._service_ewma is None:
-            return 0.0
-        return self._service_ewma * (queued_ahead + 1) / self._max_workers
+    def _estimate_wait(
+        self, queued_ahead: int, memory: int = 0, cost: float | None = None
+    ) -> float:
+        """Seconds a call with ``queued_ahead`` calls before it would wait to start.
+
+        `Budget.estimate_wait`: this pool's workers and, with a host budget, the
+        host's other processes; a cold pool goes by ``cost``.
+        """
+        return self._budget.estimate_wait(
+            self._max_workers, self._running, queued_ahead, memory, cost
+        )
 
     def _fair_share(self, arriving: Key) -> tuple[float, int]:
         """Return (slots per key, keys) if a call of ``arriving`` joined now.
@@ -87,37 +94,42 @@ class _Admission:
         """
         keys = self._queue.active_keys + (self._queue.held(arriving) == 0)
         queue = self._max_pending
-        if self._max_queue_wait is not None and self._service_ewma:
-            by_wait = math.floor(self._max_queue_wait * self._max_workers / self._service_ewma)
+        service = self._budget.service()
+        if self._max_queue_wait is not None and service:
+            by_wait = math.floor(self._max_queue_wait * self._max_workers / service)
             queue = min(queue, max(by_wait, 1))
         return (self._max_workers + queue) / keys, keys
 
     def _share_retry_after(self, key: Key, share: float, keys: int) -> float:
         """Seconds until ``key`` is back within ``share``, served 1/``keys`` of the workers."""
         excess = max(self._queue.held(key) + 1 - share, 1.0)
-        per_call = (self._service_ewma or 0.05) * keys / self._max_workers
+        per_call = (self._budget.service() or 0.05) * keys / self._max_workers
         return round(excess * per_call, 3)
 
-    def _refusal(self, key: Key, priority: int) -> Overloaded | None:
+    def _refusal(
+        self, key: Key, priority: int, memory: int = 0, cost: float | None = None
+    ) -> Overloaded | None:
         """Return why a call of ``key`` and ``priority`` would be refused now, or None.
 
         Without keys and priorities, ``ahead`` is the whole queue: FIFO admission.
+        ``memory`` and ``cost`` are the call's declared bytes and seconds.
         """
         queued = len(self._queue)
-        per_slot = (self._service_ewma or 0.05) / self._max_workers
+        parallel = self._budget.parallelism(self._max_workers, memory)
+        per_slot = (self._budget.service(cost) or 0.05) / parallel
         if queued >= self._max_pending:
             excess = queued - self._max_pending + 1
             return Overloaded(
                 round(excess * per_slot, 3),
-                estimated_wait=self._estimate_wait(queued),
+                estimated_wait=self._estimate_wait(queued, memory, cost),
                 queued=queued,
                 reason="pending",
             )
         ahead = self._queue.ahead(key, priority)
-        estimate = self._estimate_wait(ahead)
+        estimate = self._estimate_wait(ahead, memory, cost)
         if self._max_queue_wait is not None and estimate > self._max_queue_wait:
-            service = self._service_ewma or 0.0
-            admissible = math.floor(self._max_queue_wait * self._max_workers / service) - 1
+            service = self._budget.service(cost) or 0.0
+            admissible = math.floor(self._max_queue_wait * parallel / service) - 1
             excess = ahead - max(admissible, 0)
             return Overloaded(
                 round(max(excess, 1) * per_slot, 3),
@@ -128,7 +140,7 @@ class _Admission:
         return None
 
     def _admission(
-        self, key: Key, priority: int, *, shed: bool
+        self, key: Key, priority: int, *, shed: bool, memory: int = 0, cost: float | None = None
     ) -> tuple[list[tuple[_Call[Any], Overloaded]], Overloaded | None]:
         """Decide whether a call of ``key`` may join (under the lock).
 
@@ -142,7 +154,7 @@ class _Admission:
             raise PoolClosed("the password hashing pool is closed")
         victims: list[tuple[_Call[Any], Overloaded]] = []
         while True:  # each turn pushes one call out, at most _MAX_SHED_PER_ARRIVAL turns
-            refused = self._refusal(key, priority)
+            refused = self._refusal(key, priority, memory, cost)
             if refused is None:
                 return victims, None
             share, keys = self._fair_share(key)

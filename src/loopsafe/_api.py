@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loopsafe import profiles
 from loopsafe._default import default_pool
@@ -80,6 +80,8 @@ class PasswordHash:
         self._pool = pool
         self._key: Key = None
         self._priority = 0
+        # Declared to the pool for `max_memory`: the most any configured hasher needs.
+        self._memory = max(hasher.memory_per_hash() for hasher in self.hashers)
 
     def for_client(self, key: Key, *, priority: int = 0) -> PasswordHash:
         """Return a copy whose async methods pass ``key`` and ``priority`` to the pool.
@@ -230,6 +232,23 @@ class PasswordHash:
         self.preferred.hash(secrets.token_urlsafe(30))
         return False
 
+    def estimate_cost(self) -> float | None:
+        """Measure, once, what one hash with the preferred hasher costs here (seconds).
+
+        A cheap scaled-down hash (`Hasher.estimated_seconds`, a few
+        milliseconds), so a pool that has not finished a call yet can refuse a
+        burst the way a warm one does. Call it at startup, off the request path
+        (`loopsafe.starlette.lifespan` does); the async methods never measure,
+        they pass the estimate along once it exists.
+        """
+        try:
+            return self.preferred.estimated_seconds()
+        except HasherNotAvailable:
+            return None  # said where it matters: at the first real hash
+
+    def _budget(self) -> dict[str, Any]:
+        return {"memory": self._memory, "cost": self.preferred.cached_estimate()}
+
     # -- asynchronous twins: the same work, on the pool ---------------------------
 
     async def ahash(
@@ -246,10 +265,21 @@ class PasswordHash:
         key, priority = self._route(key, priority)
         if salt is None:
             return await self.pool.run(
-                self.preferred.hash, password, key=key, priority=priority, timeout=timeout
+                self.preferred.hash,
+                password,
+                key=key,
+                priority=priority,
+                timeout=timeout,
+                **self._budget(),
             )
         return await self.pool.run(
-            self.preferred.encode, password, salt, key=key, priority=priority, timeout=timeout
+            self.preferred.encode,
+            password,
+            salt,
+            key=key,
+            priority=priority,
+            timeout=timeout,
+            **self._budget(),
         )
 
     async def averify(
@@ -266,7 +296,13 @@ class PasswordHash:
         check_encoded_type(hash, allow_none=True)
         key, priority = self._route(key, priority)
         return await self.pool.run(
-            self.verify, password, hash, key=key, priority=priority, timeout=timeout
+            self.verify,
+            password,
+            hash,
+            key=key,
+            priority=priority,
+            timeout=timeout,
+            **self._budget(),
         )
 
     async def averify_and_update(
@@ -283,7 +319,13 @@ class PasswordHash:
         check_encoded_type(hash, allow_none=True)
         key, priority = self._route(key, priority)
         return await self.pool.run(
-            self.verify_and_update, password, hash, key=key, priority=priority, timeout=timeout
+            self.verify_and_update,
+            password,
+            hash,
+            key=key,
+            priority=priority,
+            timeout=timeout,
+            **self._budget(),
         )
 
     async def averify_dummy(
@@ -291,4 +333,6 @@ class PasswordHash:
     ) -> bool:
         """`verify_dummy` on the pool: the unknown-user path, off the loop."""
         key, priority = self._route(key, priority)
-        return await self.pool.run(self.verify_dummy, key=key, priority=priority, timeout=timeout)
+        return await self.pool.run(
+            self.verify_dummy, key=key, priority=priority, timeout=timeout, **self._budget()
+        )

@@ -54,7 +54,17 @@ class _Hidden:
 class _Call(Generic[T]):
     """One admitted call: what to run, where to send the answer, and its state."""
 
-    __slots__ = ("args", "context", "deadline", "deliver", "fn", "key", "priority", "state")
+    __slots__ = (
+        "args",
+        "context",
+        "deadline",
+        "deliver",
+        "fn",
+        "key",
+        "memory",
+        "priority",
+        "state",
+    )
 
     def __init__(
         self,
@@ -66,6 +76,7 @@ class _Call(Generic[T]):
         *,
         key: Key = None,
         priority: int = 0,
+        memory: int = 0,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -74,6 +85,7 @@ class _Call(Generic[T]):
         self.context = context
         self.key = key
         self.priority = priority
+        self.memory = memory  # bytes the call declares it needs while it runs
         self.state: int = _QUEUED
 
     def __repr__(self) -> str:

@@ -12,7 +12,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from loopsafe._pool import HashPool
-from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
+from loopsafe._settings import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_QUEUE_WAIT,
+    DEFAULT_NICE,
+    _checked_host_limit,
+    host_limit_from_env,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -28,6 +34,15 @@ def default_pool() -> HashPool:
 
     If the current default pool was closed (by ``close()`` or at shutdown of a
     test's lifespan), a fresh one with default settings takes its place.
+
+    The environment variable ``LOOPSAFE_HOST_LIMIT`` (an int, or ``auto`` for
+    the usable CPUs) is read here: set, it gives the default pool a host-wide
+    budget, so ``uvicorn --workers 4`` shares one without a code change.
+
+    Raises:
+        ValueError: ``LOOPSAFE_HOST_LIMIT`` is neither a positive int nor ``auto``.
+        loopsafe.exceptions.HostBudgetUnavailable: The host budget's files
+            cannot be made.
     """
     global _pool  # noqa: PLW0603 - the one process-wide pool
     pool = _pool
@@ -35,7 +50,7 @@ def default_pool() -> HashPool:
         return pool
     with _lock:
         if _pool is None or _pool.closed:
-            _pool = HashPool(name="loopsafe-default")
+            _pool = HashPool(name="loopsafe-default", host_limit=host_limit_from_env())
         return _pool
 
 
@@ -46,6 +61,9 @@ def configure(
     max_pending: int = DEFAULT_MAX_PENDING,
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
+    host_limit: int | str | None = None,
+    host_key: str | None = None,
+    max_memory: int | None = None,
 ) -> HashPool:
     """Set the default pool's bounds and return it.
 
@@ -53,8 +71,9 @@ def configure(
     ``max_pending``) are set on the current default pool in place, like anyio's
     writable ``total_tokens``: calls already admitted stay where they are, the
     counters go on, and every integration keeps the same pool. Settings fixed at
-    a pool's birth (``executor``, ``nice``) replace it with a new pool when they
-    differ; the old one is closed after its admitted calls are answered.
+    a pool's birth (``executor``, ``nice``, ``host_limit``, ``host_key``,
+    ``max_memory``) replace it with a new pool when they differ; the old one is
+    closed after its admitted calls are answered.
 
     Args:
         max_workers: See `HashPool`.
@@ -62,6 +81,10 @@ def configure(
         max_pending: See `HashPool`.
         executor: See `HashPool`.
         nice: See `HashPool`.
+        host_limit: See `HashPool`. None: ``LOOPSAFE_HOST_LIMIT`` if set,
+            else no host budget.
+        host_key: See `HashPool`.
+        max_memory: See `HashPool`.
 
     Returns:
         The default pool, now with these settings.
@@ -71,6 +94,7 @@ def configure(
         ValueError: If a bound is out of range.
     """
     global _pool
+    limit = host_limit_from_env() if host_limit is None else _checked_host_limit(host_limit)
     # Validate everything before changing anything.
     candidate = HashPool(
         max_workers,
@@ -78,6 +102,9 @@ def configure(
         max_pending=max_pending,
         executor=executor,
         nice=nice,
+        host_limit=limit,
+        host_key=host_key,
+        max_memory=max_memory,
         name="loopsafe-default",
     )
     with _lock:
@@ -88,6 +115,8 @@ def configure(
             and executor is None
             and current.uses_executor is False
             and current.nice == nice
+            and (current.host_limit, current.host_key, current.max_memory)
+            == (candidate.host_limit, candidate.host_key, candidate.max_memory)
         ):
             candidate.close()
             current.max_workers = max_workers

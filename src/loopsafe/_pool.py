@@ -17,37 +17,34 @@ from __future__ import annotations
 import atexit
 import contextvars
 import logging
+import math
 import os
 import sys
 import threading
 import time
 import weakref
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopsafe import _limits, _waiting
 from loopsafe._admission import _Admission
-from loopsafe._calls import (
-    _CANCELLED,
-    _DONE,
-    _EXPIRED,
-    _QUEUED,
-    _RUNNING,
-    _Call,
-    _Hidden,
-)
+from loopsafe._budget import Budget
+from loopsafe._calls import _CANCELLED, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
 from loopsafe._fair import FairQueue, Key, check_key, check_priority
+from loopsafe._host import HostSlots, check_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_NICE,
+    _checked_host_limit,
+    _checked_max_memory,
     _checked_nice,
     _checked_pending,
     _checked_queue_wait,
     _checked_workers,
 )
 from loopsafe._statistics import REFUSAL_REASONS, PoolStatistics
-from loopsafe._threads import become_worker
+from loopsafe._worker import _WorkerLoop
 from loopsafe.exceptions import PoolClosed
 
 if sys.version_info >= (3, 11):
@@ -66,13 +63,8 @@ _log = logging.getLogger("loopsafe.pool")
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-#: Weight of the newest sample in the service-time estimate (an exponentially
-#: weighted moving average): recent enough to follow a change of algorithm or
-#: machine load within a few calls, smooth enough to ignore one outlier.
-_EWMA_WEIGHT: Final = 0.2
 
-
-class HashPool(_Admission):
+class HashPool(_Admission, _WorkerLoop):
     """A bounded, cancellation-aware pool for CPU-heavy calls, with admission control.
 
     The pool runs synchronous callables on its own worker threads (never the
@@ -114,10 +106,30 @@ class HashPool(_Admission):
             value is raised by this much, up to 19 (Linux; ignored elsewhere).
             Hashing is work that can wait a millisecond; the event loop is not.
             Argon2's lane threads inherit it. 0 leaves the priority alone.
+        host_limit: Most calls running at once on the whole host, across
+            every process whose pool has the same ``host_key`` (the workers of
+            ``uvicorn --workers N`` or ``gunicorn -w N``, forked or spawned).
+            ``"auto"`` is the usable CPUs. None: no host budget (each process
+            is bounded by its own ``max_workers`` only). A worker holds one of
+            the host's slots (a ``flock`` on a file, released by the kernel if
+            the process dies) for the length of each call; admission counts
+            the slots other processes hold when it estimates the wait.
+        host_key: Names the host budget to share; default: the user id and the
+            program's name (``1000-gunicorn``). See `loopsafe._host`.
+        max_memory: Most bytes the calls running at once may declare together
+            (``run(..., memory=)``; `PasswordHash` declares each hasher's
+            `Hasher.memory_per_hash`). Host-wide with ``host_limit``. A call that
+            declares more than the whole budget runs alone. None: half the
+            container's memory limit where a cgroup sets one
+            (`loopsafe._limits.hashing_memory_budget`), else no bound beyond
+            ``max_workers`` (and ``host_limit``).
         name: Shown in thread names and repr.
 
     Raises:
         ValueError: If a bound is not positive, or ``nice`` is outside 0-19.
+        loopsafe.exceptions.HostBudgetUnavailable: ``host_limit`` was given
+            but the host budget's files cannot be made (never a silent loss
+            of the bound).
     """
 
     def __init__(
@@ -128,6 +140,9 @@ class HashPool(_Admission):
         max_pending: int = DEFAULT_MAX_PENDING,
         executor: Executor | None = None,
         nice: int = DEFAULT_NICE,
+        host_limit: int | str | None = None,
+        host_key: str | None = None,
+        max_memory: int | None = None,
         name: str = "loopsafe",
     ) -> None:
         """Create a pool; its threads start lazily on first use."""
@@ -136,10 +151,14 @@ class HashPool(_Admission):
         self._max_queue_wait = _checked_queue_wait(max_queue_wait)
         self._max_pending = _checked_pending(max_pending)
         self._nice = _checked_nice(nice)
+        limit = _checked_host_limit(host_limit)
+        if host_key is not None:
+            check_host_key(host_key)
+        host = None if limit is None else HostSlots(limit, host_key)
+        self._budget = Budget(host, _checked_max_memory(max_memory))
         self._executor = executor
         self._name = name
         self._reset_after_fork()
-        self._service_ewma: float | None = None
         self._closed = False
         self._listeners: tuple[Callable[[str, float], None], ...] = ()
         _live_pools.add(self)
@@ -166,6 +185,7 @@ class HashPool(_Admission):
         self._shed = 0
         self._refusals: Counter[str] = Counter()
         self._service_total = 0.0
+        self._budget.reset_after_fork()
 
     # -- configuration, read-only -------------------------------------------------
 
@@ -237,6 +257,28 @@ class HashPool(_Admission):
         return self._nice
 
     @property
+    def host_limit(self) -> int | None:
+        """Calls that may run at once across the host's processes with `host_key`, or None."""
+        host = self._budget.host
+        return None if host is None else host.limit
+
+    @property
+    def host_key(self) -> str | None:
+        """The host budget's key, or None without a host budget."""
+        host = self._budget.host
+        return None if host is None else host.key
+
+    @property
+    def max_memory(self) -> int | None:
+        """The ``max_memory`` given (None: the default, see `memory_budget`)."""
+        return self._budget.max_memory
+
+    @property
+    def memory_budget(self) -> int | None:
+        """The memory bound in force: ``max_memory``, else half the cgroup limit, else None."""
+        return self._budget.memory_budget()
+
+    @property
     def name(self) -> str:
         """The pool's name, used in thread names, repr and metrics."""
         return self._name
@@ -256,7 +298,8 @@ class HashPool(_Admission):
         return (
             f"<HashPool {self._name!r} max_workers={self._max_workers} "
             f"max_queue_wait={self._max_queue_wait} max_pending={self._max_pending} "
-            f"nice={self._nice} running={self._running} queued={len(self._queue)}"
+            f"nice={self._nice} host_limit={self.host_limit} max_memory={self.memory_budget} "
+            f"running={self._running} queued={len(self._queue)}"
             f"{' closed' if self._closed else ''}>"
         )
 
@@ -270,6 +313,8 @@ class HashPool(_Admission):
         key: Key = None,
         priority: int = 0,
         timeout: float | None = None,
+        memory: int = 0,
+        cost: float | None = None,
     ) -> T:
         """Run ``fn(*args)`` on a worker thread and return its result.
 
@@ -295,7 +340,15 @@ class HashPool(_Admission):
                 a CAPTCHA.
             timeout: Seconds to wait for the result. A call still queued at its
                 deadline never runs; one already running finishes and its
-                result is dropped.
+                result is dropped. A call whose remaining time is shorter than
+                the pool's measured service time when a worker takes it is not
+                started either (it could not finish in time): its caller gets
+                the `TimeoutError` at once.
+            memory: Bytes ``fn`` needs while it runs, counted against ``max_memory``.
+            cost: Seconds ``fn`` is expected to keep a worker busy: the service
+                time admission assumes while the pool has measured none (a
+                cold pool), so a burst at startup is refused like one on a warm
+                pool. `PasswordHash` passes `Hasher.estimated_seconds` here.
 
         Returns:
             What ``fn`` returned.
@@ -312,14 +365,22 @@ class HashPool(_Admission):
             raise ValueError("timeout must be a positive number of seconds, or None")
         check_key(key)
         check_priority(priority)
+        if isinstance(memory, bool) or not isinstance(memory, int):
+            raise TypeError(f"memory must be an int (bytes), not {type(memory).__name__}")
+        if memory < 0:
+            raise ValueError("memory must be a number of bytes, at least 0")
+        if cost is not None and not 0 < cost < math.inf:
+            raise ValueError("cost must be a positive number of seconds, or None")
         context = None if self._executor is not None else contextvars.copy_context()
         hidden = _Hidden(args)
         del args  # from here on only the hidden copy exists in this frame
 
         def admit(deliver: _waiting.Deliver) -> _Call[T]:
             deadline = None if timeout is None else time.monotonic() + timeout
-            call = _Call(fn, hidden, deliver, deadline, context, key=key, priority=priority)
-            self._submit(call)
+            call = _Call(
+                fn, hidden, deliver, deadline, context, key=key, priority=priority, memory=memory
+            )
+            self._submit(call, cost)
             return call
 
         try:
@@ -329,7 +390,8 @@ class HashPool(_Admission):
         return result
 
     def statistics(self) -> PoolStatistics:
-        """Return a consistent snapshot of the pool's counters."""
+        """Return a consistent snapshot of the pool's counters (and the host's slots)."""
+        host_held, memory_in_use = self._budget.held(self._running)
         with self._cond:
             mean = self._service_total / self._completed if self._completed else None
             return PoolStatistics(
@@ -349,6 +411,10 @@ class HashPool(_Admission):
                 shed=self._shed,
                 active_keys=self._queue.active_keys,
                 refusals={reason: self._refusals[reason] for reason in REFUSAL_REASONS},
+                host_limit=self.host_limit,
+                host_held=host_held,
+                max_memory=self.memory_budget,
+                memory_in_use=memory_in_use,
             )
 
     def add_listener(self, callback: Callable[[str, float], None]) -> Callable[[], None]:
@@ -395,6 +461,7 @@ class HashPool(_Admission):
         with self._cond:
             self._closed = True
             dropped = self._queue.clear() if cancel_queued else []
+            self._budget.set_queued(len(self._queue))
             for call in dropped:
                 call.state = _CANCELLED
             self._cancelled += len(dropped)
@@ -431,9 +498,11 @@ class HashPool(_Admission):
 
     # -- internals, all under self._cond unless said otherwise ----------------------
 
-    def _submit(self, call: _Call[Any]) -> None:
+    def _submit(self, call: _Call[Any], cost: float | None) -> None:
         with self._cond:
-            victims, rejected = self._admission(call.key, call.priority, shed=True)
+            victims, rejected = self._admission(
+                call.key, call.priority, shed=True, memory=call.memory, cost=cost
+            )
             if rejected is None:
                 self._enqueue(call)
         for victim, refusal in victims:
@@ -447,6 +516,7 @@ class HashPool(_Admission):
         """Queue an admitted call and make sure a worker will take it (under the lock)."""
         self._queue.push(call, call.key, call.priority)
         self._admitted += 1
+        self._budget.set_queued(len(self._queue))
         if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
             self._start_worker()
         else:
@@ -470,6 +540,7 @@ class HashPool(_Admission):
             was_queued = call.state == _QUEUED
             if was_queued:
                 self._queue.remove(call, call.key, call.priority)
+                self._budget.set_queued(len(self._queue))
                 if expired:
                     self._expired += 1
                 else:
@@ -484,94 +555,6 @@ class HashPool(_Admission):
     def _take_drain_waiters(self) -> list[_waiting.Deliver]:
         waiters, self._drained = self._drained, []
         return waiters
-
-    def _work(self) -> None:
-        """Body of a worker thread: take calls from the queue until the pool closes."""
-        me = threading.current_thread()
-        become_worker(self._nice)
-        cond = self._cond
-        while True:
-            with cond:
-                self._idle += 1
-                while not self._closed and (not self._queue or self._running >= self._max_workers):
-                    if len(self._threads) > self._max_workers:
-                        break  # the bound was lowered: this thread is one too many
-                    cond.wait()
-                self._idle -= 1
-                surplus = len(self._threads) > self._max_workers and not self._closed
-                if surplus or not self._queue:  # lowered bound, or closed and nothing left
-                    self._threads.discard(me)
-                    cond.notify()  # a sibling waiting for a free slot may now take one
-                    waiters = self._take_drain_waiters() if not self._threads else []
-                    break
-                call = self._queue.pop()
-                if call.deadline is not None and time.monotonic() >= call.deadline:
-                    call.state = _EXPIRED
-                    self._expired += 1
-                    self._queue.release(call.key)
-                    expired = True
-                else:
-                    call.state = _RUNNING
-                    self._running += 1
-                    expired = False
-                    # Taken under the lock: once the caller has gone, `run` empties it.
-                    taken = _Hidden(call.args.values)
-            if expired:
-                self._emit("expired", 0.0)
-                call.deliver(False, TimeoutError("the call's deadline passed while it was queued"))
-                continue
-            self._run_one(call, taken)
-        for deliver in waiters:
-            deliver(True, None)
-
-    def _run_one(self, call: _Call[Any], taken: _Hidden) -> None:
-        """Run a call outside the lock, account for it, and answer its caller.
-
-        An exception's traceback carries this frame to the caller: the
-        arguments stay in ``taken`` (hidden repr) and are gone before the answer.
-        """
-        start = time.perf_counter()
-        ok = True
-        value: object
-        try:
-            if self._executor is not None:
-                value = self._executor.submit(call.fn, *taken.values).result()
-            elif call.context is not None:
-                value = call.context.run(call.fn, *taken.values)
-            else:  # pragma: no cover - a call without a context has an executor
-                value = call.fn(*taken.values)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
-            ok = False
-            value = exc
-        elapsed = time.perf_counter() - start
-        # Drop references to the arguments (passwords) before anyone is answered.
-        taken.values = call.args.values = ()
-        with self._cond:
-            self._running -= 1
-            self._queue.release(call.key)
-            self._service_total += elapsed
-            ewma = self._service_ewma
-            self._service_ewma = elapsed if ewma is None else ewma + _EWMA_WEIGHT * (elapsed - ewma)
-            state = call.state
-            if state == _RUNNING:
-                call.state = _DONE
-                self._completed += 1
-                if not ok:
-                    self._failed += 1
-            else:
-                self._abandoned += 1
-                if state == _EXPIRED:
-                    self._expired += 1
-                else:
-                    self._cancelled += 1
-        # Listeners first: once a caller has its answer, the metrics include its call
-        # (a collector that moves its listener to a new pool cannot miss it).
-        if self._listeners:
-            event = "abandoned" if state != _RUNNING else "completed" if ok else "failed"
-            self._emit(event, elapsed)
-        if state == _RUNNING:
-            call.deliver(ok, value)
-        del value
 
     def _after_fork_in_child(self) -> None:
         # The parent's calls belong to the parent's event loops: forget them.

@@ -44,6 +44,13 @@ class PoolStatistics:
         refusals: Calls refused (at the door, or shed from the queue), by
             `Overloaded.reason`: ``pending``, ``queue-wait``, ``fair-share``,
             ``priority``.
+        host_limit: Hashes that may run at once on the whole host (every
+            process sharing the pool's host key), or None without a host budget.
+        host_held: Host slots held now by every process with the key; without
+            a host budget, the calls running in this pool.
+        max_memory: Most bytes the calls running may declare together, or None.
+        memory_in_use: Bytes declared by the calls running now (host-wide with
+            a host budget).
     """
 
     max_workers: int
@@ -62,3 +69,7 @@ class PoolStatistics:
     shed: int = 0
     active_keys: int = 0
     refusals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSAL_REASONS, 0))
+    host_limit: int | None = None
+    host_held: int = 0
+    max_memory: int | None = None
+    memory_in_use: int = 0

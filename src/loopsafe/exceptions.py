@@ -7,6 +7,8 @@ The tree::
     ├── PoolClosed (RuntimeError)  the pool was closed before the call could run
     ├── HasherNotAvailable (ImportError)
     │                              the algorithm's library is not installed
+    ├── HostBudgetUnavailable (OSError)
+    │                              the host budget's lock files cannot be made or trusted
     └── UnknownAlgorithm (ValueError)
                                    no configured hasher matches an encoded string
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "HasherNotAvailable",
+    "HostBudgetUnavailable",
     "LoopsafeError",
     "Overloaded",
     "PoolClosed",
@@ -105,3 +108,12 @@ class HasherNotAvailable(LoopsafeError, ImportError):
 
 class UnknownAlgorithm(LoopsafeError, ValueError):
     """No configured hasher can read this encoded string."""
+
+
+class HostBudgetUnavailable(LoopsafeError, OSError):
+    """A host budget (``host_limit``) was asked for but its lock files cannot be used.
+
+    Raised when the pool is made, never later, so a deployment never runs
+    without the bound it asked for. The message says which directory and how
+    to choose another (``LOOPSAFE_RUNTIME_DIR``).
+    """

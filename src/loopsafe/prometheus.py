@@ -118,6 +118,16 @@ _GAUGES: Final = (
     ("queued", "queued", "Calls admitted and waiting for a worker."),
     ("estimated_wait", "estimated_wait_seconds", "Seconds a call arriving now would wait."),
     ("active_keys", "active_keys", "Client keys with a call queued or running."),
+    (
+        "host_held",
+        "host_slots_held",
+        "Slots held on the host by every process with the key (no host budget: running).",
+    ),
+    (
+        "memory_in_use",
+        "memory_in_use_bytes",
+        "Bytes of memory declared by the hashes running (host-wide with a host budget).",
+    ),
 )
 _COUNTERS: Final = (
     ("admitted", "Calls accepted."),

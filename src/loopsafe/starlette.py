@@ -181,6 +181,9 @@ def lifespan(
     max_pending: int = DEFAULT_MAX_PENDING,
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
+    host_limit: int | str | None = None,
+    host_key: str | None = None,
+    max_memory: int | None = None,
     monitor_lag: bool = False,
     client_key: Callable[[Request], Key] | None = client_host,
 ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
@@ -205,6 +208,10 @@ def lifespan(
         max_pending: See `HashPool`.
         executor: See `HashPool`.
         nice: See `HashPool`.
+        host_limit: See `HashPool`; None reads ``LOOPSAFE_HOST_LIMIT``. With
+            ``uvicorn --workers N`` or ``gunicorn -w N``, the workers share it.
+        host_key: See `HashPool`.
+        max_memory: See `HashPool`.
         monitor_lag: Measure the loop's lag for the app's life (for
             `loopsafe.prometheus`), with a bounded window of samples.
         client_key: ``request -> key`` for `get_password_hash`: the client
@@ -230,9 +237,14 @@ def lifespan(
             max_pending=max_pending,
             executor=executor,
             nice=nice,
+            host_limit=host_limit,
+            host_key=host_key,
+            max_memory=max_memory,
         )
         try:
             hasher = password_hash if password_hash is not None else PasswordHash.recommended()
+            # A cold pool sheds a burst by this estimate until its first answer.
+            hasher.estimate_cost()
             setattr(app.state, STATE_POOL, pool)
             setattr(app.state, STATE_PASSWORD_HASH, hasher)
             setattr(app.state, STATE_CLIENT_KEY, client_key)

@@ -321,13 +321,20 @@ class _Outcome:
 
 
 def _submitter(
-    variant: str, work: Callable[[_Caller, str, str], bool], pool: HashPool | None
+    variant: str,
+    work: Callable[[_Caller, str, str], bool],
+    pool: HashPool | None,
+    timeout: float,
 ) -> Callable[[_Caller, str, str], Awaitable[bool]]:
-    """Return how a variant hands one call to its threads."""
+    """Return how a variant hands one call to its threads.
+
+    loopsafe is told the client's timeout, as a server passes its request
+    deadline: a call that could not finish in time then never starts.
+    """
     if pool is not None:
 
         async def pooled(caller: _Caller, password: str, encoded: str) -> bool:
-            return await pool.run(work, caller, password, encoded)
+            return await pool.run(work, caller, password, encoded, timeout=timeout)
 
         return pooled
     if variant != "sync_to_async":  # pragma: no cover - checked by StormConfig
@@ -401,7 +408,7 @@ async def _storm(
         pool = HashPool(
             max_workers, max_queue_wait=max_queue_wait, nice=nice, name="loopsafe-storm"
         )
-    clients = _Clients(_submitter(variant, work, pool), timeout)
+    clients = _Clients(_submitter(variant, work, pool, timeout), timeout)
     tasks: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
     try:

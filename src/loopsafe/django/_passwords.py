@@ -25,6 +25,7 @@ from loopsafe._calls import bind
 from loopsafe._default import default_pool
 from loopsafe.django import _argon2
 from loopsafe.django._client import current_key
+from loopsafe.hashers._scrypt import scrypt_memory
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ __all__ = [
     "arun_unknown_user_hasher",
     "aset_password",
     "averify_password",
+    "hasher_memory",
     "hide_passwords",
 ]
 
@@ -205,6 +207,28 @@ def _set_password(user: Any, password: str) -> None:
     user._password = password  # noqa: SLF001 - Django's own field for password_changed
 
 
+def hasher_memory(hasher: object) -> int:
+    """Return the bytes one hash of this Django hasher needs (0 for CPU-only algorithms)."""
+    algorithm = getattr(hasher, "algorithm", None)
+    if algorithm == "argon2":
+        return int(getattr(hasher, "memory_cost", 0)) * 1024
+    if algorithm == "scrypt":
+        return scrypt_memory(
+            int(getattr(hasher, "work_factor", 0)),
+            int(getattr(hasher, "block_size", 0)),
+            int(getattr(hasher, "parallelism", 0)),
+        )
+    return 0
+
+
+def _memory() -> int:
+    """Bytes the most memory-hungry configured hasher declares, for ``MAX_MEMORY``."""
+    try:
+        return max((hasher_memory(h) for h in hashers.get_hashers()), default=0)
+    except ImportError:  # a missing hasher is Django's error to raise, at the hash
+        return 0
+
+
 @hide_passwords
 async def averify_password(
     password: str | None,
@@ -230,7 +254,9 @@ async def averify_password(
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
-    return await default_pool().run(bind(_verify, password, encoded, preferred), key=_key(key))
+    return await default_pool().run(
+        bind(_verify, password, encoded, preferred), key=_key(key), memory=_memory()
+    )
 
 
 @hide_passwords
@@ -301,7 +327,9 @@ async def amake_password(
         return unusable
     if not isinstance(password, (bytes, str)):
         raise TypeError(f"Password must be a string or bytes, got {type(password).__qualname__}.")
-    return await default_pool().run(bind(_make_password, password, salt, hasher), key=_key(key))
+    return await default_pool().run(
+        bind(_make_password, password, salt, hasher), key=_key(key), memory=_memory()
+    )
 
 
 @hide_passwords
@@ -349,7 +377,7 @@ async def acheck_user_password(
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
     job = bind(_verify_and_rehash, raw_password, user.password)
-    is_correct, new_encoded = await default_pool().run(job, key=_key(key))
+    is_correct, new_encoded = await default_pool().run(job, key=_key(key), memory=_memory())
     if new_encoded is not None:
         user.password = new_encoded
         # Password hash upgrades are not password changes.
@@ -372,4 +400,6 @@ async def arun_unknown_user_hasher(password: str, *, key: Key = None) -> None:
     from django.contrib.auth import get_user_model
 
     throwaway = get_user_model()()
-    await default_pool().run(bind(_set_password, throwaway, password), key=_key(key))
+    await default_pool().run(
+        bind(_set_password, throwaway, password), key=_key(key), memory=_memory()
+    )

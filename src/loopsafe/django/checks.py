@@ -33,8 +33,7 @@ from django.utils.module_loading import import_string
 from django.utils.version import get_version
 
 from loopsafe.django import conf
-from loopsafe.django._passwords import DJANGO_VERSION
-from loopsafe.hashers._scrypt import scrypt_memory
+from loopsafe.django._passwords import DJANGO_VERSION, hasher_memory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -200,20 +199,6 @@ def check_bcrypt(app_configs: object = None, **_: object) -> list[CheckMessage]:
                 )
             )
     return messages
-
-
-def hasher_memory(hasher: object) -> int:
-    """Return the bytes one hash of this Django hasher needs (0 for CPU-only algorithms)."""
-    algorithm = getattr(hasher, "algorithm", None)
-    if algorithm == "argon2":
-        return int(getattr(hasher, "memory_cost", 0)) * 1024
-    if algorithm == "scrypt":
-        return scrypt_memory(
-            int(getattr(hasher, "work_factor", 0)),
-            int(getattr(hasher, "block_size", 0)),
-            int(getattr(hasher, "parallelism", 0)),
-        )
-    return 0
 
 
 def process_memory_limit() -> int | None:

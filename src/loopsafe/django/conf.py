@@ -9,6 +9,10 @@ In ``settings.py``::
         "NICE": 10,             # lower the hashing threads' CPU priority by this (Linux)
         "PATCH_AUTH": False,    # make stock django.contrib.auth async paths non-blocking
         "CLIENT_KEY": "loopsafe.django.client_address",  # request -> client key; None: no keys
+        "HOST_LIMIT": None,     # hashes at once across the host's workers; "auto": the CPUs;
+                                # None: $LOOPSAFE_HOST_LIMIT if set, else no host budget
+        "HOST_KEY": None,       # which host budget to share; None: user id and program name
+        "MAX_MEMORY": None,     # bytes the hashes running may declare together; None: no bound
     }
 
 Every key is optional. The app applies them when Django starts (its
@@ -30,11 +34,14 @@ from typing import TYPE_CHECKING, Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._default import configure, default_pool
+from loopsafe._host import check_host_key, default_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_NICE,
     MAX_NICE,
+    _checked_host_limit,
+    host_limit_from_env,
     usable_cpus,
 )
 from loopsafe.django import _client, _patch
@@ -59,6 +66,9 @@ DEFAULTS: Final[dict[str, object]] = {
     "NICE": DEFAULT_NICE,
     "PATCH_AUTH": False,
     "CLIENT_KEY": "loopsafe.django.client_address",
+    "HOST_LIMIT": None,
+    "HOST_KEY": None,
+    "MAX_MEMORY": None,
 }
 
 
@@ -76,6 +86,10 @@ class LoopsafeSettings:
         client_key: ``request -> key`` naming the client a request hashes for
             (a callable or its dotted path; None: no keys, first come first
             served). Default: the address Django sees (``REMOTE_ADDR``).
+        host_limit: Hashes at once across the host's processes with the key
+            (None: ``LOOPSAFE_HOST_LIMIT`` if set, else no host budget).
+        host_key: The host budget's key (None: the default key).
+        max_memory: Bytes the running hashes may declare together (None: no bound).
         explicit: Whether ``settings.LOOPSAFE`` is set at all.
         unknown_keys: Keys that loopsafe does not know (typos), sorted.
     """
@@ -86,6 +100,9 @@ class LoopsafeSettings:
     nice: int = DEFAULT_NICE
     patch_auth: bool = False
     client_key: str | Callable[..., object] | None = "loopsafe.django.client_address"
+    host_limit: int | None = None
+    host_key: str | None = None
+    max_memory: int | None = None
     explicit: bool = False
     unknown_keys: tuple[str, ...] = ()
 
@@ -94,6 +111,13 @@ class LoopsafeSettings:
         """``(max_workers, max_queue_wait, max_pending, nice)`` with max_workers resolved."""
         workers = usable_cpus() if self.max_workers is None else self.max_workers
         return workers, self.max_queue_wait, self.max_pending, self.nice
+
+    @property
+    def host_settings(self) -> tuple[int | None, str | None, int | None]:
+        """``(host_limit, host_key, max_memory)`` as the default pool would have them."""
+        limit = host_limit_from_env() if self.host_limit is None else self.host_limit
+        key = None if limit is None else (self.host_key or default_host_key())
+        return limit, key, self.max_memory
 
 
 def _invalid(key: str, expected: str, value: object) -> ImproperlyConfigured:
@@ -131,6 +155,18 @@ def _parse(raw: object) -> LoopsafeSettings:
     nice = values["NICE"]
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= MAX_NICE:
         raise _invalid("NICE", f"an int from 0 to {MAX_NICE}", nice)
+    host_limit = values["HOST_LIMIT"]
+    try:
+        host_limit = _checked_host_limit(host_limit, "LOOPSAFE['HOST_LIMIT']")
+    except (TypeError, ValueError):
+        raise _invalid("HOST_LIMIT", "a positive int, 'auto' or None", host_limit) from None
+    try:
+        host_key = None if values["HOST_KEY"] is None else check_host_key(values["HOST_KEY"])
+    except (TypeError, ValueError) as exc:
+        raise _invalid("HOST_KEY", f"None or a key ({exc})", values["HOST_KEY"]) from None
+    max_memory = values["MAX_MEMORY"]
+    if max_memory is not None:
+        max_memory = _positive_int("MAX_MEMORY", max_memory, "a positive int (bytes) or None")
     return LoopsafeSettings(
         max_workers=None
         if workers is None
@@ -140,6 +176,9 @@ def _parse(raw: object) -> LoopsafeSettings:
         nice=nice,
         patch_auth=patch_auth,
         client_key=client_key,
+        host_limit=host_limit,
+        host_key=host_key,
+        max_memory=max_memory,
         explicit=True,
         unknown_keys=tuple(sorted(str(key) for key in raw if key not in DEFAULTS)),
     )
@@ -181,10 +220,23 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
     with _apply_lock:
         pool = default_pool()
         current = (pool.max_workers, pool.max_queue_wait, pool.max_pending, pool.nice)
-        if (config.explicit or reconcile_pool) and current != config.pool_settings:
+        host = (pool.host_limit, pool.host_key, pool.max_memory)
+        wanted = config.host_settings
+        if (config.explicit or reconcile_pool) and (
+            current != config.pool_settings or host != wanted
+        ):
             _, wait, pending, nice = config.pool_settings
+            limit, key, memory = wanted
             # None, not the resolved count: a default-sized pool follows the container's limit.
-            configure(config.max_workers, max_queue_wait=wait, max_pending=pending, nice=nice)
+            configure(
+                config.max_workers,
+                max_queue_wait=wait,
+                max_pending=pending,
+                nice=nice,
+                host_limit=limit,
+                host_key=key,
+                max_memory=memory,
+            )
         _client.configure(config.client_key)
         if config.patch_auth:
             _patch.patch()

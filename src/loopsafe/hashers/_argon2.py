@@ -11,7 +11,7 @@ import base64
 from typing import Any, ClassVar, Protocol
 
 from loopsafe._threads import on_worker
-from loopsafe.hashers._base import Hasher
+from loopsafe.hashers._base import SCALE_DOWN, Hasher
 from loopsafe.hashers._fields import (
     _ARGON2_TAG,
     _BadHash,
@@ -174,6 +174,14 @@ class Argon2Hasher(Hasher):
             "memory_cost": self._memory_cost,
             "parallelism": self._parallelism,
         }
+
+    def _scaled_down(self) -> tuple[Hasher, float] | None:
+        # Time grows with the memory filled (time_cost passes over it).
+        cheap = max(8 * self._parallelism, self._memory_cost // SCALE_DOWN)
+        cheaper = type(self)(
+            time_cost=self._time_cost, memory_cost=cheap, parallelism=self._parallelism
+        )
+        return cheaper, self._memory_cost / cheap
 
     def encode(self, password: str | bytes, salt: str) -> str:
         """Hash with ``salt`` as Django does (argon2id, the salt's bytes, a 32-byte hash).

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 from typing import Any, ClassVar
 
-from loopsafe.hashers._base import Hasher
+from loopsafe.hashers._base import SCALE_DOWN, Hasher
 from loopsafe.hashers._fields import (
     _BCRYPT_DATA,
     _BCRYPT_MAX_PASSWORD,
@@ -59,6 +59,10 @@ class BCryptSHA256Hasher(Hasher):
     def params(self) -> dict[str, int]:
         """The log2 cost."""
         return {"rounds": self._rounds}
+
+    def _scaled_down(self) -> tuple[Hasher, float] | None:
+        cheap = max(self.min_rounds, self._rounds - SCALE_DOWN.bit_length() + 1)
+        return type(self)(rounds=cheap), float(2 ** (self._rounds - cheap))
 
     def salt(self) -> str:
         """Return a bcrypt salt for this cost, such as ``$2b$12$`` and 22 characters."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-from loopsafe.hashers._base import Hasher
+from loopsafe.hashers._base import SCALE_DOWN, Hasher
 from loopsafe.hashers._fields import (
     _b64,
     _check_cost,
@@ -46,6 +46,10 @@ class PBKDF2Hasher(Hasher):
     def params(self) -> dict[str, int]:
         """The iteration count."""
         return {"iterations": self._iterations}
+
+    def _scaled_down(self) -> tuple[Hasher, float] | None:
+        cheap = max(1, self._iterations // SCALE_DOWN)
+        return type(self)(iterations=cheap), self._iterations / cheap
 
     def _derive(self, password: bytes, salt: str, iterations: int) -> str:
         return _b64(hashlib.pbkdf2_hmac(self.digest, password, salt.encode(), iterations))

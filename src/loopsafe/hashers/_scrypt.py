@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-from loopsafe.hashers._base import Hasher
+from loopsafe.hashers._base import SCALE_DOWN, Hasher
 from loopsafe.hashers._fields import (
     _b64,
     _BadHash,
@@ -90,6 +90,13 @@ class ScryptHasher(Hasher):
             "block_size": self._block_size,
             "parallelism": self._parallelism,
         }
+
+    def _scaled_down(self) -> tuple[Hasher, float] | None:
+        cheap = max(2, self._work_factor // SCALE_DOWN)
+        cheaper = type(self)(
+            work_factor=cheap, block_size=self._block_size, parallelism=self._parallelism
+        )
+        return cheaper, self._work_factor / cheap
 
     @staticmethod
     def _derive(password: bytes, salt: str, n: int, r: int, p: int) -> str:

@@ -32,6 +32,8 @@ from loopsafe.django.checks import TAG, hasher_memory
 if TYPE_CHECKING:
     from argparse import ArgumentParser
 
+    from loopsafe._statistics import PoolStatistics
+
 
 __all__ = ["Command"]
 
@@ -133,6 +135,7 @@ class Command(BaseCommand):
         write(f"limits      {limits.describe()}")
         if config.max_workers is not None and config.max_workers != limits.cpus:
             write(f"            MAX_WORKERS={config.max_workers} is set: it wins over the limits")
+        self._worst_case(stats)
         patched = _patch.patched()
         if patched:
             write(f"PATCH_AUTH  on: {', '.join(patched)}")
@@ -144,6 +147,38 @@ class Command(BaseCommand):
             write(f"  {path}  [{_describe_backend(path)}]")
         self._hashers(cpus, repeat, measure=not options["no_measure"])
         self._checks()
+
+    def _worst_case(self, stats: PoolStatistics) -> None:
+        """Print what the settings allow at worst: hashes at once and their memory."""
+        write = self.stdout.write
+        pool = default_pool()
+        try:
+            per_hash = max((hasher_memory(h) for h in hashers.get_hashers()), default=0)
+        except ImportError:  # a missing hasher is reported with the hashers below
+            per_hash = 0
+        if stats.host_limit is None:
+            write(
+                f"host        no host budget (LOOPSAFE_HOST_LIMIT / LOOPSAFE['HOST_LIMIT'] unset): "
+                f"each worker process runs up to {stats.max_workers} hashes"
+            )
+            at_once = f"{stats.max_workers} per worker process (x the number of workers)"
+            bound = stats.max_workers
+        else:
+            write(
+                f"host        host_limit={stats.host_limit} key={pool.host_key} "
+                f"slots held now={stats.host_held}"
+            )
+            at_once = f"{stats.host_limit} on the host"
+            bound = stats.host_limit
+        memory = bound * per_hash
+        if stats.max_memory is not None:
+            memory = min(memory, max(stats.max_memory, per_hash))
+        write(
+            f"worst case  {at_once}; hashing memory {memory / 2**20:.0f} MiB"
+            f"{' per worker process' if stats.host_limit is None else ''} "
+            f"({per_hash / 2**20:.0f} MiB per hash, max_memory="
+            f"{'none' if stats.max_memory is None else f'{stats.max_memory / 2**20:.0f} MiB'})"
+        )
 
     def _hashers(self, cpus: int, repeat: int, *, measure: bool) -> None:
         write = self.stdout.write

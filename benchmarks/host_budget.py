@@ -1,0 +1,416 @@
+"""Host budget figures: real multi-worker servers with and without LOOPSAFE_HOST_LIMIT.
+
+Run it under the machine's benchmark lock::
+
+    flock /work/team/bench.lock python benchmarks/host_budget.py servers
+    flock /work/team/bench.lock python benchmarks/host_budget.py cold
+
+``servers`` starts ``gunicorn -w 4 -k uvicorn_worker.UvicornWorker`` and
+``uvicorn --workers 4`` serving ``examples/fastapi_app.py`` (through
+``benchmarks/host_budget_app.py``, which adds a per-worker probe) on 127.0.0.1,
+Argon2 at Django 6.1's defaults, each once with ``LOOPSAFE_HOST_LIMIT=auto``
+and once without, alternating. From this process (not the server's) it signs
+up 4 users, then:
+
+1. a 40-login burst, while ``/bench/health`` is probed every 20 ms per prober;
+2. a 10 s open-loop storm (Poisson arrivals) at 3x host capacity, clients
+   giving up after 2 s (the server is told 1.9 s: ``LOOPSAFE_REQUEST_TIMEOUT``);
+3. gunicorn only: SIGKILL a worker in the middle of hashing, twice, then the
+   40-login burst again.
+
+Figures: hashes running at once on the host (the most ever, from each worker's
+pool sampled every 5 ms), RSS growth (the sum over workers of each one's peak,
+and the peak of the workers' summed RSS), login p50/p99, goodput / capacity
+(capacity = usable cores / CPU seconds of one hash, measured here first),
+``/bench/health`` p99 per worker, and wasted hashes (the pools' ``abandoned``).
+
+``cold`` runs 60 simultaneous PBKDF2 verifications (Django 6.1: 1,500,000
+iterations) with 2 s client timeouts on a cold pool without an estimate, a cold
+pool with `PasswordHash.estimate_cost`, and a warm pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from loopsafe import Argon2Hasher, HashPool, Overloaded, PasswordHash, PBKDF2Hasher, usable_cpus
+from loopsafe._host import HostSlots, default_host_key
+from loopsafe.hashers import _base
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CLIENT_TIMEOUT = 2.0
+CPU_PER_HASH = [0.0]  # measured in main()
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_seconds_per_hash() -> float:
+    """CPU seconds of one Argon2 hash at Django 6.1's defaults (median of 3, after a warm-up)."""
+    hasher = Argon2Hasher()
+    hasher.hash("warm-up")
+    samples = []
+    for _ in range(3):
+        start = time.process_time()
+        hasher.hash("measure")
+        samples.append(time.process_time() - start)
+    return statistics.median(samples)
+
+
+class Server:
+    """One multi-worker server and the files its workers write."""
+
+    def __init__(self, kind: str, *, host_limit: bool) -> None:
+        """Start ``kind`` (gunicorn or uvicorn) with 4 workers on a free-ish port."""
+        self.kind = kind
+        self.host_limit = host_limit
+        self.port = 18000 + random.randrange(1000)
+        self.dir = Path(tempfile.mkdtemp(prefix="loopsafe-bench-"))
+        env = dict(os.environ, APP_DB=str(self.dir / "users.db"), BENCH_DIR=str(self.dir))
+        env["PYTHONPATH"] = str(REPO / "src")
+        env["LOOPSAFE_REQUEST_TIMEOUT"] = str(CLIENT_TIMEOUT - 0.1)
+        env.pop("LOOPSAFE_HOST_LIMIT", None)
+        if host_limit:
+            env["LOOPSAFE_HOST_LIMIT"] = "auto"
+        app = "benchmarks.host_budget_app:app"
+        if kind == "gunicorn":
+            cmd = [str(BIN / "gunicorn"), "-w", "4", "-k", "uvicorn_worker.UvicornWorker"]
+            cmd += ["--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", app]
+        else:
+            cmd = [str(BIN / "uvicorn"), app, "--workers", "4", "--host", "127.0.0.1"]
+            cmd += ["--port", str(self.port), "--log-level", "warning"]
+        self.command = " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+        self.key = f"{os.getuid()}-{kind}"
+
+    def reports(self) -> dict[int, dict[str, object]]:
+        """Each live worker's latest report, by pid."""
+        out = {}
+        for path in self.dir.glob("*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                data = json.loads(path.read_text())
+                if psutil.pid_exists(data["pid"]):
+                    out[data["pid"]] = data
+        return out
+
+    def all_reports(self) -> dict[int, dict[str, object]]:
+        """Every worker's latest report, dead ones included."""
+        out = {}
+        for path in self.dir.glob("*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                data = json.loads(path.read_text())
+                out[data["pid"]] = data
+        return out
+
+    def stop(self) -> None:
+        """SIGTERM the server (by its pid) and wait."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+async def _ready(client: httpx.AsyncClient, server: Server) -> None:
+    for _ in range(600):
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get("/health")).status_code == 200 and len(server.reports()) >= 4:  # noqa: PLR2004
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{server.command} did not start")
+
+
+def _peak_at_once(
+    reports: dict[int, dict[str, object]], since: float, until: float
+) -> tuple[int, int]:
+    """(most calls running at once summed over workers, most host slots held) in [since, until]."""
+    events = []
+    held = 0
+    for data in reports.values():
+        for t, running, host_held in data["timeline"]:  # type: ignore[attr-defined]
+            events.append((t, data["pid"], running))
+            if since <= t <= until:
+                held = max(held, host_held)
+    events.sort()
+    current: dict[int, int] = {}
+    peak = 0
+    for t, pid, running in events:
+        current[pid] = running
+        if since <= t <= until:
+            peak = max(peak, sum(current.values()))
+    return peak, held
+
+
+def _abandoned(reports: dict[int, dict[str, object]]) -> int:
+    return sum(int(d["stats"]["abandoned"]) for d in reports.values())  # type: ignore[index]
+
+
+class Phase:
+    """Samples RSS and probes /bench/health while a load runs."""
+
+    def __init__(self, client: httpx.AsyncClient, server: Server) -> None:
+        """Note each worker's RSS now."""
+        self.client = client
+        self.server = server
+        self.done = asyncio.Event()
+        self.health: dict[int, list[float]] = {}
+        self.procs = {pid: psutil.Process(pid) for pid in server.reports()}
+        self.base = {pid: p.memory_info().rss for pid, p in self.procs.items()}
+        self.peak = dict(self.base)
+        self.peak_sum = 0
+        self.cpu_base = {pid: sum(p.cpu_times()[:2]) for pid, p in self.procs.items()}
+
+    async def _rss(self) -> None:
+        while not self.done.is_set():
+            growth = 0
+            for pid, proc in self.procs.items():
+                with contextlib.suppress(psutil.Error):
+                    rss = proc.memory_info().rss
+                    self.peak[pid] = max(self.peak[pid], rss)
+                    growth += rss - self.base[pid]
+            self.peak_sum = max(self.peak_sum, growth)
+            await asyncio.sleep(0.01)
+
+    async def _probe(self) -> None:
+        while not self.done.is_set():
+            start = time.perf_counter()
+            with contextlib.suppress(httpx.HTTPError):
+                pid = (await self.client.get("/bench/health")).json()["pid"]
+                self.health.setdefault(pid, []).append(time.perf_counter() - start)
+            await asyncio.sleep(0.02)
+
+    async def run(self, load: object) -> dict[str, object]:
+        """Await ``load`` while sampling; return its result with the phase's figures."""
+        start_wall = time.time()
+        start = time.perf_counter()
+        wasted_before = _abandoned(self.server.all_reports())
+        tasks = [asyncio.create_task(self._rss())]
+        tasks += [asyncio.create_task(self._probe()) for _ in range(4)]
+        result = await load  # type: ignore[misc]
+        elapsed = time.perf_counter() - start
+        cpu = 0.0
+        for pid, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                cpu += sum(proc.cpu_times()[:2]) - self.cpu_base[pid]
+        self.done.set()
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(0.3)  # the workers' next reports
+        reports = self.server.all_reports()
+        at_once, held = _peak_at_once(reports, start_wall, time.time())
+        return {
+            **result,
+            "hashes_at_once": held if self.server.host_limit else at_once,
+            "rss_sum_of_peaks_mib": sum(self.peak[p] - self.base[p] for p in self.base) / 2**20,
+            "rss_peak_of_sum_mib": self.peak_sum / 2**20,
+            "health_p99_ms_per_worker": sorted(
+                round(1000 * _pct(v, 0.99), 1) for v in self.health.values()
+            ),
+            "wasted": _abandoned(reports) - wasted_before,
+            # The workers' CPU seconds over (elapsed x usable cores): the share of
+            # the machine the server got (others share these 2 cores).
+            "server_cpu_share": round(cpu / (elapsed * usable_cpus()), 2),
+            # Answered logins x CPU-s per hash / CPU the workers used: how much of
+            # the CPU the server got went into hashes someone received.
+            "useful_cpu_fraction": round(result["ok"] * CPU_PER_HASH[0] / cpu, 2) if cpu else None,  # type: ignore[index]
+        }
+
+
+async def _login(client: httpx.AsyncClient, i: int) -> tuple[str, float]:
+    start = time.perf_counter()
+    try:
+        response = await client.post(
+            "/login",
+            json={"username": f"user{i % 4}", "password": f"password-{i % 4}"},
+            timeout=CLIENT_TIMEOUT,
+        )
+    except httpx.TimeoutException:
+        return "timeout", time.perf_counter() - start
+    except httpx.HTTPError:  # the worker was killed under this request
+        return "error", time.perf_counter() - start
+    if response.status_code == 503:  # noqa: PLR2004
+        # Overloaded (refused at once) or the request's deadline (expired in the queue).
+        status = "refused" if "retry_after" in response.json() else "expired"
+    else:
+        status = "ok" if response.status_code == 200 else "error"  # noqa: PLR2004
+    return status, time.perf_counter() - start
+
+
+async def _burst(client: httpx.AsyncClient, logins: int) -> dict[str, object]:
+    start = time.perf_counter()
+    results = await asyncio.gather(*(_login(client, i) for i in range(logins)))
+    elapsed = time.perf_counter() - start
+    ok = [t for status, t in results if status == "ok"]
+    return {
+        "ok": len(ok),
+        "refused": sum(s == "refused" for s, _ in results),
+        "expired": sum(s == "expired" for s, _ in results),
+        "timeout": sum(s == "timeout" for s, _ in results),
+        "p50_s": round(_pct(ok, 0.5), 2),
+        "p99_s": round(_pct(ok, 0.99), 2),
+        "logins_per_s": round(len(ok) / elapsed, 2),
+    }
+
+
+async def _storm(
+    client: httpx.AsyncClient, rate: float, duration: float, capacity: float
+) -> dict[str, object]:
+    rng = random.Random(7)
+    arrivals, t = [], 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= duration:
+            break
+        arrivals.append(t)
+    start = time.perf_counter()
+    tasks = []
+    for i, at in enumerate(arrivals):
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(_login(client, i)))
+    results = await asyncio.gather(*tasks)
+    ok = [t for status, t in results if status == "ok" and t <= CLIENT_TIMEOUT]
+    return {
+        "offered": len(arrivals),
+        "ok": len(ok),
+        "refused": sum(s == "refused" for s, _ in results),
+        "expired": sum(s == "expired" for s, _ in results),
+        "timeout": sum(s == "timeout" for s, _ in results),
+        "p50_s": round(_pct(ok, 0.5), 2),
+        "p99_s": round(_pct(ok, 0.99), 2),
+        "goodput_ratio": round(len(ok) / duration / capacity, 2),
+    }
+
+
+async def _kill_twice(client: httpx.AsyncClient, server: Server) -> list[int]:
+    killed = []
+    for _ in range(2):
+        logins = asyncio.gather(*(_login(client, i) for i in range(8)))
+        await asyncio.sleep(0.5)  # hashes are running now
+        busy = [
+            p for p, d in server.reports().items() if d["timeline"] and d["timeline"][-1][1] > 0
+        ]  # type: ignore[index]
+        victim = (busy or list(server.reports()))[0]
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+        await logins
+        for _ in range(300):  # gunicorn starts a replacement
+            await asyncio.sleep(0.1)
+            if len(server.reports()) >= 4 and victim not in server.reports():  # noqa: PLR2004
+                break
+    return killed
+
+
+async def _one_server(kind: str, *, host_limit: bool, capacity: float) -> dict[str, object]:
+    server = Server(kind, host_limit=host_limit)
+    out: dict[str, object] = {"command": server.command, "host_limit": host_limit}
+    try:
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=0)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", timeout=60, limits=limits
+        ) as client:
+            await _ready(client, server)
+            for i in range(4):
+                r = await client.post(
+                    "/signup", json={"username": f"user{i}", "password": f"password-{i}"}
+                )
+                r.raise_for_status()
+            await asyncio.sleep(0.5)
+            out["burst"] = await Phase(client, server).run(_burst(client, 40))
+            await asyncio.sleep(1)
+            out["storm_3x"] = await Phase(client, server).run(
+                _storm(client, 3 * capacity, 10.0, capacity)
+            )
+            if kind == "gunicorn":
+                await asyncio.sleep(1)
+                out["killed"] = await _kill_twice(client, server)
+                if host_limit:
+                    slots = HostSlots(usable_cpus(), server.key)
+                    await asyncio.sleep(0.2)
+                    out["host_slots_held_after_kills_idle"] = slots.usage().held
+                await asyncio.sleep(1)
+                out["burst_after_kills"] = await Phase(client, server).run(_burst(client, 40))
+    finally:
+        server.stop()
+    return out
+
+
+async def _cold() -> None:
+    async def burst(pool: HashPool, ph: PasswordHash, stored: str) -> tuple[int, int, int]:
+        outcomes = {"ok": 0, "refused": 0, "timeout": 0}
+
+        async def one() -> None:
+            try:
+                await asyncio.wait_for(ph.averify("pw", stored), CLIENT_TIMEOUT)
+                outcomes["ok"] += 1
+            except Overloaded:
+                outcomes["refused"] += 1
+            except TimeoutError:
+                outcomes["timeout"] += 1
+
+        await asyncio.gather(*(one() for _ in range(60)))
+        await pool.aclose()
+        return outcomes["ok"], outcomes["refused"], outcomes["timeout"]
+
+    stored = PBKDF2Hasher().hash("pw")
+    for label in ["cold, no estimate", "cold, estimate_cost()", "warm (one hash first)"]:
+        _base._ESTIMATES.clear()  # noqa: SLF001 - each variant starts unmeasured
+        pool = HashPool(name=label)
+        ph = PasswordHash([PBKDF2Hasher()], pool=pool)
+        if label.startswith("cold, estimate"):
+            ph.estimate_cost()
+        if label.startswith("warm"):
+            await ph.averify("pw", stored)
+        ok, refused, timeout = await burst(pool, ph, stored)
+        print(f"{label:<24} ok={ok} refused_at_once={refused} timed_out={timeout}")
+
+
+def main() -> None:
+    """Parse the arguments and run one study."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("study", choices=["servers", "cold"])
+    parser.add_argument("--servers", nargs="+", default=["gunicorn", "uvicorn"])
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    date = time.strftime("%F")
+    print(f"cores={os.cpu_count()} usable={usable_cpus()} date={date} key={default_host_key()}")
+    if args.study == "cold":
+        asyncio.run(_cold())
+        return
+    cpu = cpu_seconds_per_hash()
+    CPU_PER_HASH[0] = cpu
+    capacity = usable_cpus() / cpu
+    print(f"Argon2 (Django 6.1 defaults): {cpu:.3f} CPU-s per hash, host capacity {capacity:.2f}/s")
+    results = []
+    for kind in args.servers:
+        for host_limit in (True, False):
+            row = asyncio.run(_one_server(kind, host_limit=host_limit, capacity=capacity))
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"capacity": capacity, "runs": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
