@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._limits import container_limits
-from loopsafe._settings import DEFAULT_NICE, MAX_NICE, host_limit_from_env, usable_cpus
+from loopsafe._settings import DEFAULT_NICE, MAX_NICE
 from loopsafe.cli._measure import MissingExtra
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from loopsafe.cli._calibrate import CalibrateResult
     from loopsafe.cli._display import Display
 
 __all__ = ["build_parser", "main"]
@@ -518,6 +517,7 @@ def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Displ
         calibrate,
         django_settings_code,
         password_hash_code,
+        worst_case,
     )
     from loopsafe.cli._display import calibrate_table
     from loopsafe.cli._json import calibrate_document
@@ -539,7 +539,7 @@ def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Displ
             on_algorithm=lambda name: display.phase(f"calibrating {name}"),
         )
     display.show(calibrate_table(result))
-    display.note(_worst_case(result))
+    display.note(worst_case(result))
     for algorithm, reason in result.skipped.items():
         display.note(f"skipped {algorithm}: {reason}")
     if result.results:
@@ -550,25 +550,6 @@ def _run_calibrate(args: argparse.Namespace, argv: Sequence[str], display: Displ
     document = calibrate_document(result, argv)
     _finish(display, args, document, None)
     return 0
-
-
-def _worst_case(result: CalibrateResult) -> str:
-    """What the current settings (LOOPSAFE_HOST_LIMIT, the usable CPUs) allow at worst."""
-    host_limit = host_limit_from_env()
-    if host_limit is None:
-        bound = usable_cpus()
-        where = "per worker process (LOOPSAFE_HOST_LIMIT unset: x the number of workers)"
-    else:
-        bound = host_limit
-        where = "on the host (LOOPSAFE_HOST_LIMIT)"
-    memory = ", ".join(
-        f"{item.algorithm} {bound * item.memory_bytes / 2**20:.0f} MiB"
-        for item in result.results
-        if item.memory_bytes >= 2**20
-    )
-    return f"at worst: {bound} hashes at once {where}" + (
-        f"; hashing memory then: {memory}" if memory else ""
-    )
 
 
 _COMMANDS: Final = {"bench": _run_bench, "storm": _run_storm, "calibrate": _run_calibrate}

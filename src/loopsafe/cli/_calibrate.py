@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from loopsafe import profiles
-from loopsafe._settings import usable_cpus
+from loopsafe._settings import host_limit_from_env, usable_cpus
 from loopsafe.cli._measure import cpu_seconds, machine_info
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import (
@@ -47,6 +47,7 @@ __all__ = [
     "memory_per_hash",
     "password_hash_code",
     "pbkdf2_for",
+    "worst_case",
 ]
 
 #: The algorithms calibrated, in Django's default order (PBKDF2-SHA1 only
@@ -439,3 +440,22 @@ def password_hash_code(result: CalibrateResult) -> str:
         out.append(f"        {_LOOPSAFE_CLASSES[item.algorithm]}({args}),")
     out += ["    ]", ")"]
     return "\n".join(out) + "\n"
+
+
+def worst_case(result: CalibrateResult) -> str:
+    """Say what the current settings (LOOPSAFE_HOST_LIMIT, the usable CPUs) allow at worst."""
+    host_limit = host_limit_from_env()
+    if host_limit is None:
+        bound = usable_cpus()
+        where = "per worker process (LOOPSAFE_HOST_LIMIT unset: x the number of workers)"
+    else:
+        bound = host_limit
+        where = "on the host (LOOPSAFE_HOST_LIMIT)"
+    memory = ", ".join(
+        f"{item.algorithm} {bound * item.memory_bytes / 2**20:.0f} MiB"
+        for item in result.results
+        if item.memory_bytes >= 2**20
+    )
+    return f"at worst: {bound} hashes at once {where}" + (
+        f"; hashing memory then: {memory}" if memory else ""
+    )
