@@ -3,19 +3,22 @@
 Django's Argon2 hasher uses parallelism=8, and argon2-cffi fills the 8 lanes
 with 8 threads. loopsafe's pool already runs one hash per usable CPU, so on a
 2-core machine that was 16 memory-hungry threads against the event loop's
-one. loopsafe now computes the lanes on the worker's own thread and keeps
-each worker's block memory between hashes. This runs the same burst of
+one. loopsafe now computes the lanes on the worker's own thread, in memory
+it maps with huge pages for each hash. This runs the same burst of
 verifications through a `HashPool` for each way of computing (``--compute``),
 lane count and worker priority, interleaved, and prints the CPU time per
 hash, per-hash wall time, the share of the machine used, and the loop's lag:
 
 ``lane-threads``
-    argon2-cffi's ``verify_secret``: one thread per lane, memory mapped and
-    unmapped by every hash (what loopsafe did before, and Django does).
+    argon2-cffi's ``verify_secret``: one thread per lane, memory from malloc
+    for every hash (what loopsafe did before, and Django does).
+``one-thread-malloc``
+    loopsafe's core with one thread, memory from malloc for every hash.
 ``one-thread``
-    loopsafe's core with one thread, memory mapped and unmapped by every hash.
+    loopsafe's default: one thread, each hash maps its memory with huge pages
+    and unmaps it after (nothing stays resident between hashes).
 ``kept-memory``
-    loopsafe's default: one thread, and the block memory kept between hashes.
+    one thread, and the block memory kept between hashes (``keep_memory``).
 
     python benchmarks/argon2_lanes.py                      # 100 MiB, t=2: Django's memory and time
     python benchmarks/argon2_lanes.py --lanes 8 2 1 --nice 0 10 --hashes 60 --repeat 2
@@ -44,7 +47,7 @@ from loopsafe.hashers import _argon2_core
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-COMPUTE = ("lane-threads", "one-thread", "kept-memory")
+COMPUTE = ("lane-threads", "one-thread-malloc", "one-thread", "kept-memory")
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,9 @@ async def burst(compute: str, hasher: Argon2Hasher, hashes: int, nice: int) -> t
     encoded = hasher.hash("correct horse")
     verify = _verifier(compute, encoded)
     pool = HashPool(max_queue_wait=None, nice=nice, name="argon2-lanes")
-    # Memory is kept for the pool's workers, or for nobody.
+    # Memory is kept for the pool's workers, or for nobody; malloc for the baselines.
     _argon2_core.keep_memory(pool.max_workers if compute == "kept-memory" else 0)
+    _argon2_core._arena.enabled = compute not in {"lane-threads", "one-thread-malloc"}  # noqa: SLF001
     await asyncio.gather(*(pool.run(verify) for _ in range(pool.max_workers)))  # warm up
     async with LoopLagMonitor() as lag:
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -160,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         f"burst on {usable_cpus()} usable cores, medians of {args.repeat}\n"
     )
     print(
-        "compute       lanes  nice  CPU ms/hash  service ms  CPU share"
+        "compute            lanes  nice  CPU ms/hash  service ms  CPU share"
         "  lag p50 ms  lag p99 ms  lag max ms"
     )
     for row in rows:
         print(
-            f"{row.compute:<12}  {row.lanes:>5}  {row.nice:>4}  {row.cpu_ms:>11.0f}"
+            f"{row.compute:<17}  {row.lanes:>5}  {row.nice:>4}  {row.cpu_ms:>11.0f}"
             f"  {row.service_ms:>10.0f}  {row.cpu_share:>9.2f}"
             f"  {row.lag_p50_ms:>10.2f}  {row.lag_p99_ms:>10.2f}  {row.lag_max_ms:>10.2f}"
         )

@@ -132,7 +132,7 @@ def decode(encoded: str | bytes) -> PHCHash | None:
 
 
 class _Arena:
-    """Argon2's block memory, kept between hashes: at most ``keep`` buffers.
+    """Argon2's block memory: huge-page mappings, at most ``keep`` of them kept between hashes.
 
     Without it the C library mallocs and frees the memory of every hash: for
     Django's 100 MiB that is a fresh mapping, 25,600 page faults with the
@@ -142,12 +142,15 @@ class _Arena:
     gives it back (its ``clear_internal_memory``), so no secret outlives a
     hash. The buffers are anonymous mappings advised to use transparent huge
     pages where the kernel offers them (fewer TLB misses on Argon2's random
-    reads). At most ``keep`` buffers stay mapped between hashes (a loopsafe
-    pool's worker count); a buffer above ``max_bytes`` is never kept, so one
-    stored hash with a huge memory cost cannot leave its memory behind.
+    reads): with ``keep`` 0, the default, each hash maps and unmaps its own. At
+    most ``keep`` buffers stay mapped between hashes; a buffer above
+    ``max_bytes`` is never kept, so one stored hash with a huge memory cost
+    cannot leave its memory behind.
     """
 
     def __init__(self, keep: int, max_bytes: int) -> None:
+        #: False: the C library's malloc, as argon2-cffi does (benchmarks compare it).
+        self.enabled = True
         self._lock = threading.Lock()
         self._free: list[tuple[mmap.mmap, Any]] = []
         self._lent: dict[int, tuple[mmap.mmap, Any]] = {}
@@ -222,10 +225,11 @@ def _unmap(entry: tuple[mmap.mmap, Any]) -> None:
 
 #: Django's 100 MiB hashes and up to 2.5 times that keep their memory.
 DEFAULT_ARENA_MAX_BYTES = 256 * 1024 * 1024
-#: One buffer per CPU this process may use: what loopsafe's default pool runs at once.
-DEFAULT_ARENA_KEEP = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-)
+#: Buffers kept between hashes by default: none. Each hash maps its memory
+#: (advised to use huge pages, most of the CPU saving) and unmaps it after, so
+#: a process holds Argon2 memory only while it hashes: the memory a host budget
+#: or a container limit counts. `keep_memory` keeps some, for a little more speed.
+DEFAULT_ARENA_KEEP = 0
 _arena = _Arena(keep=DEFAULT_ARENA_KEEP, max_bytes=DEFAULT_ARENA_MAX_BYTES)
 
 
@@ -268,9 +272,10 @@ _allocate_cbk, _free_cbk = _make_callbacks()
 def keep_memory(buffers: int, *, max_bytes: int = DEFAULT_ARENA_MAX_BYTES) -> None:
     """Keep at most ``buffers`` Argon2 memory buffers of at most ``max_bytes`` between hashes.
 
-    0 leaves the memory to the C library's malloc, as argon2-cffi does: no
-    callback, so the GIL is never taken during a hash. The buffers in excess
-    are unmapped now.
+    0 (the default) keeps none: every hash maps its memory and unmaps it after.
+    Kept buffers save the mapping and page-fault work of the next hash, but stay
+    resident while the process is idle, in every worker process: one buffer per
+    hashing thread that ever ran. The buffers in excess are unmapped now.
     """
     _arena.keep = buffers
     _arena.max_bytes = max_bytes
@@ -324,9 +329,9 @@ def _compute(
             # The C library computes min(threads, lanes) threads.
             "threads": threads,
             "version": version,
-            # No kept memory: the C library's malloc, and no callback that takes the GIL.
-            "allocate_cbk": _allocate_cbk if _arena.keep else ffi.NULL,
-            "free_cbk": _free_cbk if _arena.keep else ffi.NULL,
+            # Block memory from the arena: huge-page mappings, kept or not (`keep_memory`).
+            "allocate_cbk": _allocate_cbk if _arena.enabled else ffi.NULL,
+            "free_cbk": _free_cbk if _arena.enabled else ffi.NULL,
             "flags": lib.ARGON2_DEFAULT_FLAGS,
         },
     )
