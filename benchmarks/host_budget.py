@@ -2,8 +2,8 @@
 
 Run it under the machine's benchmark lock::
 
-    flock /work/team/bench.lock python benchmarks/host_budget.py servers
-    flock /work/team/bench.lock python benchmarks/host_budget.py cold
+    python benchmarks/host_budget.py servers
+    python benchmarks/host_budget.py cold
 
 ``servers`` starts ``gunicorn -w 4 -k uvicorn_worker.UvicornWorker`` and
 ``uvicorn --workers 4`` serving ``examples/fastapi_app.py`` (through
