@@ -134,7 +134,11 @@ def _make(password: Any, salt: str | None = None, hasher: Any = "default") -> st
             if encoded is None:
                 encoded = chosen.encode(password, salt)
             return str(encoded)
-    made: str = hashers.make_password(password, salt, hasher)
+    # Called with what the caller gave, as Django's own code calls it.
+    if salt is None and hasher == "default":
+        made: str = hashers.make_password(password)
+    else:
+        made = hashers.make_password(password, salt, hasher)
     return made
 
 
@@ -161,7 +165,10 @@ def _verify_password_4_2(
     if fake_runtime:
         # Run the default hasher once so these cases take as long as a real
         # check (Django ticket #20760).
-        _make(get_random_string(hashers.UNUSABLE_PASSWORD_SUFFIX_LENGTH))
+        # Looked up on Django's module at call time, as Django's own code does,
+        # so a test's mock of either applies here too.
+        random_string = getattr(hashers, "get_random_string", get_random_string)
+        _make(random_string(hashers.UNUSABLE_PASSWORD_SUFFIX_LENGTH))
         return False, False
     hasher_changed = hasher.algorithm != preferred_hasher.algorithm
     must_update = hasher_changed or preferred_hasher.must_update(encoded)
