@@ -23,6 +23,20 @@ async def login(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{user.get_username()}\n")
 
 
+async def login_django(request: HttpRequest) -> HttpResponse:
+    """`login`, through Django's own ``aauthenticate`` (Django 5.0+)."""
+    from django.contrib.auth import aauthenticate as django_aauthenticate
+
+    user = await django_aauthenticate(
+        request,
+        username=request.POST.get("username"),
+        password=request.POST.get("password"),
+    )
+    if user is None:
+        return HttpResponse("no\n", status=401)
+    return HttpResponse(f"{user.get_username()}\n")
+
+
 async def overloaded(request: HttpRequest) -> HttpResponse:
     """Raise `Overloaded` from an async view."""
     raise Overloaded(
