@@ -33,14 +33,30 @@ import django  # noqa: E402 - after the settings module is chosen
 
 django.setup()
 
+from importlib import metadata  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
 from asgiref.sync import sync_to_async  # noqa: E402
+from axes.models import AccessAttempt  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.contrib.auth import aauthenticate, authenticate  # noqa: E402
+from django.contrib.auth.hashers import PBKDF2PasswordHasher  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
 from django.test import AsyncClient, RequestFactory, override_settings  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
+import loopsafe  # noqa: E402
+import loopsafe.django  # noqa: E402
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
 LIMIT = 3
 RIGHT, WRONG = "right-pw-123", "wrong-pw-456"
-AXES = {"AxesBackend": "axes.backends.AxesBackend", "AxesStandalone": "axes.backends.AxesStandaloneBackend"}
+AXES = {
+    "AxesBackend": "axes.backends.AxesBackend",
+    "AxesStandalone": "axes.backends.AxesStandaloneBackend",
+}
 MODES = {
     "stock Django": ("django.contrib.auth.backends.ModelBackend", False),
     "PATCH_AUTH": ("django.contrib.auth.backends.ModelBackend", True),
@@ -49,30 +65,26 @@ MODES = {
 _names = (f"table-user-{n}" for n in itertools.count())
 
 
-def counting_hasher():
-    """The hasher class that counts (defined here so an older checkout runs this too)."""
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+class Counting(PBKDF2PasswordHasher):
+    """PBKDF2 at 100,000 iterations that counts each hash (defined here: old checkouts run this)."""
 
-    class Counting(PBKDF2PasswordHasher):
-        algorithm = "pbkdf2_sha256_counted"
-        iterations = 100_000
-        hashes = 0
+    algorithm = "pbkdf2_sha256_counted"
+    iterations = 100_000
+    hashes = 0
 
-        def encode(self, password, salt, iterations=None):
-            type(self).hashes += 1
-            return super().encode(password, salt, iterations)
-
-    return Counting
+    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
+        """Count one hash, then encode as Django does."""
+        type(self).hashes += 1
+        return super().encode(password, salt, iterations)
 
 
-sys.modules[__name__].Counting = counting_hasher()  # importable by its dotted path
 COUNTING = f"{__name__}.Counting"
 
 
-def overrides(axes_backend, mode, *, middleware=False):
+def overrides(axes_backend: str, mode: str, *, middleware: bool = False) -> override_settings:
     """The settings of one case."""
     model_backend, patch = MODES[mode]
-    extra = {}
+    extra: dict[str, Any] = {}
     if middleware:
         extra["MIDDLEWARE"] = [*settings.MIDDLEWARE, "axes.middleware.AxesMiddleware"]
     return override_settings(
@@ -86,21 +98,15 @@ def overrides(axes_backend, mode, *, middleware=False):
     )
 
 
-def request_for(username, password):
+def request_for(username: str, password: str) -> HttpRequest:
     """A login POST from one address."""
     return RequestFactory().post(
         "/login/", {"username": username, "password": password}, REMOTE_ADDR="203.0.113.7"
     )
 
 
-async def one_case(axes_backend, mode, entry, order):
+async def one_case(axes_backend: str, mode: str, entry: str, order: str) -> tuple[int, str, int]:
     """Return (failures recorded, right password's outcome, hashes while locked out)."""
-    from axes.models import AccessAttempt
-    from django.contrib.auth import aauthenticate, authenticate
-    from django.contrib.auth.models import User
-
-    import loopsafe.django
-
     function = aauthenticate if entry == "django" else loopsafe.django.aauthenticate
     username = next(_names)
     with overrides(axes_backend, mode):
@@ -127,10 +133,8 @@ async def one_case(axes_backend, mode, entry, order):
         return failures, outcome or right, Counting.hashes - before
 
 
-async def http_case(axes_backend, mode, url):
+async def http_case(axes_backend: str, mode: str, url: str) -> tuple[list[int], int]:
     """Return the statuses of LIMIT + 1 wrong passwords, then the right one, and its hashes."""
-    from django.contrib.auth.models import User
-
     username = next(_names)
     with overrides(axes_backend, mode, middleware=True):
         await sync_to_async(User.objects.create_user)(username, password=RIGHT)
@@ -145,13 +149,11 @@ async def http_case(axes_backend, mode, url):
         return statuses, Counting.hashes - before
 
 
-async def main():
+async def main() -> None:
     """Print both tables."""
-    import loopsafe
-
     print(
         f"django {django.get_version()}, django-axes",
-        __import__("importlib.metadata").metadata.version("django-axes"),
+        metadata.version("django-axes"),
         f"loopsafe from {Path(loopsafe.__file__).parent.parent.name}",
     )
     print("| axes backend | loopsafe | entry | failures via | recorded | right password | hashes |")

@@ -27,7 +27,9 @@ from loopsafe.django import checks as loopsafe_checks
 
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.skipif(not getattr(settings, "HAS_AXES", False), reason="django-axes not installed"),
+    pytest.mark.skipif(
+        not getattr(settings, "HAS_AXES", False), reason="django-axes not installed"
+    ),
 ]
 
 HAS_DJANGO_AAUTHENTICATE = django.VERSION >= (5, 0)
@@ -44,7 +46,7 @@ _names = (f"axes-user-{n}" for n in itertools.count())
 
 @contextlib.contextmanager
 def axes_on(axes_backend, mode, *, middleware=False):
-    """Turn django-axes on with ``axes_backend`` first and loopsafe in ``mode`` ("patch"/"backend")."""
+    """Turn django-axes on, ``axes_backend`` first, loopsafe in ``mode`` ("patch"/"backend")."""
     second = DJANGO_BACKEND if mode == "patch" else LOOPSAFE_BACKEND
     extra = {}
     if middleware:
@@ -204,7 +206,7 @@ async def test_user_not_locked_out_logs_in_with_one_hash(axes_backend, mode, ent
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("axes_backend", AXES_BACKENDS)
 async def test_async_login_view_answers_axes_lockout(axes_backend, mode, url, make_user):
-    """Over HTTP (ASGI handler, axes' middleware): 401, 401, then axes' 429, the right password too."""
+    """Over HTTP (ASGI handler, axes' middleware): 401, 401, then axes' 429, right password too."""
     username = next(_names)
     with axes_on(axes_backend, mode, middleware=True):
         await sync_to_async(make_user)(username, password=RIGHT)
@@ -246,10 +248,13 @@ def test_bridged_while_loopsafe_serves_async_logins_and_taken_back_after(mode):
     from axes.backends import AxesBackend, AxesStandaloneBackend
 
     stock_axes_aauthenticate = AxesBackend.aauthenticate
-    with axes_on(AXES_STANDALONE, mode), override_settings(
-        AUTHENTICATION_BACKENDS=[AXES_BACKEND, AXES_STANDALONE, LOOPSAFE_BACKEND]
-        if mode == "backend"
-        else [AXES_BACKEND, AXES_STANDALONE, DJANGO_BACKEND]
+    with (
+        axes_on(AXES_STANDALONE, mode),
+        override_settings(
+            AUTHENTICATION_BACKENDS=[AXES_BACKEND, AXES_STANDALONE, LOOPSAFE_BACKEND]
+            if mode == "backend"
+            else [AXES_BACKEND, AXES_STANDALONE, DJANGO_BACKEND]
+        ),
     ):
         assert "axes.backends.AxesStandaloneBackend" in _sync_backends.bridged()
         assert _sync_backends.bypass_kind(AxesBackend) is None
@@ -262,19 +267,19 @@ def test_bridged_while_loopsafe_serves_async_logins_and_taken_back_after(mode):
 
 
 def test_bypass_kind_reads_the_mro_not_names():
-    """A sync-only override of ModelBackend is a bypass; BaseBackend's delegation and own pairs are not."""
+    """A sync-only override of ModelBackend is a bypass; BaseBackend's delegation is not."""
     from django.contrib.auth import backends
 
     class Gate:
-        def authenticate(self, request, **credentials):
+        def authenticate(self, request, **credentials):  # noqa: ARG002 - Django's signature
             return None
 
     class GatedModel(backends.ModelBackend):
-        def authenticate(self, request, **credentials):
+        def authenticate(self, request, **credentials):  # noqa: ARG002 - Django's signature
             return None
 
     class Delegating(backends.BaseBackend):
-        def authenticate(self, request, **credentials):
+        def authenticate(self, request, **credentials):  # noqa: ARG002 - Django's signature
             return None
 
     assert _sync_backends.bypass_kind(Gate) == "crash"

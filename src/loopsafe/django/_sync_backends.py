@@ -1,4 +1,4 @@
-"""Backends whose only ``authenticate`` is synchronous: finding them, and asking them on async logins.
+"""Backends whose only ``authenticate`` is synchronous: finding them, asking them on async logins.
 
 Django's ``aauthenticate`` awaits each backend's ``aauthenticate``. A backend
 class that overrides only the synchronous ``authenticate`` is then either
@@ -54,7 +54,7 @@ _saved: dict[type, Any] = {}
 
 @hide_passwords
 async def _bridged_aauthenticate(self: Any, request: HttpRequest | None, **credentials: Any) -> Any:
-    """Run this backend's own synchronous ``authenticate`` off the loop (as ``BaseBackend`` does)."""
+    """Run this backend's own synchronous ``authenticate`` off the loop, as ``BaseBackend`` does."""
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(self.authenticate)(request, **credentials)
@@ -65,7 +65,7 @@ def _owner(cls: type, name: str) -> type | None:
 
 
 def bypass_kind(cls: type) -> Literal["bypass", "crash"] | None:
-    """Whether an async login would skip this class's ``authenticate`` ("bypass"), crash, or neither.
+    """Whether an async login skips this class's ``authenticate`` ("bypass"), crashes, or neither.
 
     "crash": the class has an ``authenticate`` but no ``aauthenticate``
     (Django 5.0+ raises ``AttributeError``). "bypass": its ``aauthenticate``
@@ -95,7 +95,7 @@ def _is_base_backend_method(owner: type) -> bool:
 async def abackend_authenticate(
     backend: Any, request: HttpRequest | None, credentials: dict[str, Any]
 ) -> Any:
-    """Ask one backend: its ``aauthenticate``, or its ``authenticate`` off the loop if that is its own.
+    """Ask one backend: its ``aauthenticate``, or its own ``authenticate`` off the loop.
 
     Raises:
         PermissionDenied: The backend refuses the login outright (a lockout).
@@ -114,8 +114,8 @@ def configured_backend_classes() -> list[tuple[str, type]]:
     for path in settings.AUTHENTICATION_BACKENDS:
         try:
             cls = import_string(path)
-        except ImportError:  # noqa: PERF203 - a handful of paths; Django reports bad ones
-            continue
+        except ImportError:
+            continue  # Django reports a bad path itself
         if isinstance(cls, type):
             found.append((path, cls))
     return found
