@@ -13,11 +13,9 @@ import time
 
 import pytest
 
+from _support import SRC
 from loopsafe import LoopsafeError, Throttled
 from loopsafe.throttle import LoginThrottle
-
-from _support import SRC
-
 
 
 def spend(throttle, username, client=None, *, trusted=False, attempts=20):
@@ -26,7 +24,7 @@ def spend(throttle, username, client=None, *, trusted=False, attempts=20):
     for _ in range(attempts):
         try:
             throttle.check(username, client, trusted=trusted)
-        except Throttled as exc:
+        except Throttled as exc:  # noqa: PERF203 - counting refusals is the point
             refusal = refusal or exc
         else:
             passed += 1
@@ -99,7 +97,7 @@ def test_message_repr_and_pickle_never_name_the_account_or_client():
     text = f"{caught.value} {caught.value!r} {throttle!r}"
     assert "secret-user-name" not in text
     assert "192.0.2.77" not in text
-    again = pickle.loads(pickle.dumps(caught.value))
+    again = pickle.loads(pickle.dumps(caught.value))  # noqa: S301 - our own bytes
     assert (again.scope, again.retry_after) == (caught.value.scope, caught.value.retry_after)
 
 
@@ -171,15 +169,17 @@ def _free_port():
 
 @pytest.fixture
 def redis_uri(tmp_path):
-    """Start a real redis-server on 127.0.0.1 (temp dir, free port, no persistence); stop it by PID."""
+    """Start a real redis-server on 127.0.0.1 (temp dir, free port, no saving); stop it by PID."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     pytest.importorskip("redis")
     port = _free_port()
     process = subprocess.Popen(
-        [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path)]
-        + ["--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+        [
+            *(server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path)),
+            *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

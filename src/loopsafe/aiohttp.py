@@ -46,11 +46,16 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._http import (
+    OVERLOADED_DETAIL,
+    SHUTTING_DOWN_DETAIL,
+    THROTTLED_DETAIL,
+    retry_after_seconds,
+)
 from loopsafe._pool import HashPool
 from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -93,7 +98,7 @@ def client_remote(request: web.Request) -> str | None:
 
 @web.middleware
 async def overload_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer `Overloaded` with 503 + ``Retry-After``, `PoolClosed` with 503; pass the rest."""
+    """Answer `Overloaded` with 503 + ``Retry-After``, `Throttled` 429, `PoolClosed` 503."""
     try:
         return await handler(request)
     except Overloaded as exc:
@@ -101,6 +106,13 @@ async def overload_middleware(request: web.Request, handler: Handler) -> web.Str
         return web.json_response(
             {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
             status=503,
+            headers={"Retry-After": str(seconds)},
+        )
+    except Throttled as exc:
+        seconds = retry_after_seconds(exc.retry_after)
+        return web.json_response(
+            {"detail": THROTTLED_DETAIL, "retry_after": seconds},
+            status=429,
             headers={"Retry-After": str(seconds)},
         )
     except PoolClosed:

@@ -56,11 +56,16 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._http import (
+    OVERLOADED_DETAIL,
+    SHUTTING_DOWN_DETAIL,
+    THROTTLED_DETAIL,
+    retry_after_seconds,
+)
 from loopsafe._pool import HashPool
 from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -76,6 +81,7 @@ __all__ = [
     "overloaded_handler",
     "pool_closed_handler",
     "provide_password_hash",
+    "throttled_handler",
 ]
 
 # The app.state keys the module docstring promises.
@@ -104,6 +110,19 @@ def overloaded_handler(_request: Request[Any, Any, Any], exc: Exception) -> Resp
     return Response(
         {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
         status_code=503,
+        headers={"Retry-After": str(seconds)},
+        media_type=MediaType.JSON,
+    )
+
+
+def throttled_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Answer `Throttled` (`loopsafe.throttle`) with 429, ``Retry-After`` and a JSON body."""
+    if not isinstance(exc, Throttled):
+        raise exc
+    seconds = retry_after_seconds(exc.retry_after)
+    return Response(
+        {"detail": THROTTLED_DETAIL, "retry_after": seconds},
+        status_code=429,
         headers={"Retry-After": str(seconds)},
         media_type=MediaType.JSON,
     )
@@ -231,6 +250,7 @@ class LoopsafePlugin(InitPlugin):
         app_config.lifespan.insert(0, self._lifespan)
         app_config.exception_handlers.setdefault(Overloaded, overloaded_handler)
         app_config.exception_handlers.setdefault(PoolClosed, pool_closed_handler)
+        app_config.exception_handlers.setdefault(Throttled, throttled_handler)
         if self._dependency_key is not None:
             app_config.dependencies.setdefault(self._dependency_key, Provide(provide_password_hash))
         # Handlers written with `from __future__ import annotations` name the type.

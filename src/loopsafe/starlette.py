@@ -46,11 +46,16 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._http import (
+    OVERLOADED_DETAIL,
+    SHUTTING_DOWN_DETAIL,
+    THROTTLED_DETAIL,
+    retry_after_seconds,
+)
 from loopsafe._lag import LoopLagMonitor
 from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -70,6 +75,7 @@ __all__ = [
     "lifespan",
     "overloaded_handler",
     "pool_closed_handler",
+    "throttled_handler",
     "request_key",
     "retry_after_seconds",
 ]
@@ -112,6 +118,18 @@ async def overloaded_handler(_request: Request, exc: Exception) -> Response:
     )
 
 
+async def throttled_handler(_request: Request, exc: Exception) -> Response:
+    """Answer `Throttled` (`loopsafe.throttle`) with 429, ``Retry-After`` and a JSON body."""
+    if not isinstance(exc, Throttled):
+        raise exc
+    seconds = retry_after_seconds(exc.retry_after)
+    return JSONResponse(
+        {"detail": THROTTLED_DETAIL, "retry_after": seconds},
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
     """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
     if not isinstance(exc, PoolClosed):
@@ -120,11 +138,12 @@ async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
 
 
 #: ``exception_handlers=`` for ``Starlette(...)`` or ``FastAPI(...)``: `Overloaded`
-#: and `PoolClosed` become 503. ``app.add_exception_handler(Overloaded,
+#: and `PoolClosed` become 503, `Throttled` 429. ``app.add_exception_handler(Overloaded,
 #: overloaded_handler)`` does the same on an existing app.
 EXCEPTION_HANDLERS: Final[Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]]] = {
     Overloaded: overloaded_handler,
     PoolClosed: pool_closed_handler,
+    Throttled: throttled_handler,
 }
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from loopsafe.exceptions import Throttled
 
@@ -108,7 +108,7 @@ class LoginThrottle:
         *,
         storage: str = "memory://",
         prefix: str = "loopsafe-login",
-        **storage_options: Any,
+        **storage_options: float | str | bool,
     ) -> None:
         """Parse the budgets; storages connect on first use."""
         self._items = {

@@ -9,7 +9,8 @@ When the hashing pool refuses a login (its queue would wait longer than
 `loopsafe.Overloaded`. Without this middleware Django answers 500 and logs an
 error; with it the client gets 503 with a ``Retry-After`` header at once, and
 the overload is logged once at WARNING on the ``loopsafe.django`` logger
-(counts and seconds only). Works under ASGI and WSGI.
+(counts and seconds only). A `loopsafe.Throttled` (`loopsafe.throttle`'s
+per-account budget) becomes 429 with ``Retry-After``. Works under ASGI and WSGI.
 
 It also names the client each request hashes for: ``LOOPSAFE["CLIENT_KEY"]``
 (by default the address Django sees) is put in a context variable for the
@@ -29,7 +30,7 @@ from django.http import HttpResponse
 
 from loopsafe._http import retry_after_seconds
 from loopsafe.django._client import client_key, using_key
-from loopsafe.exceptions import Overloaded
+from loopsafe.exceptions import Overloaded, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -74,6 +75,8 @@ class OverloadMiddleware:
                 response = self.get_response(request)
         except Overloaded as exc:
             return self.overloaded_response(request, exc)
+        except Throttled as exc:
+            return self.throttled_response(exc)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -83,13 +86,27 @@ class OverloadMiddleware:
                 response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc] # async mode: get_response is async
         except Overloaded as exc:
             return self.overloaded_response(request, exc)
+        except Throttled as exc:
+            return self.throttled_response(exc)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer a view's `Overloaded` with 503; leave every other exception to Django."""
         if isinstance(exception, Overloaded):
             return self.overloaded_response(request, exception)
+        if isinstance(exception, Throttled):
+            return self.throttled_response(exception)
         return None
+
+    def throttled_response(self, exc: Throttled) -> HttpResponse:
+        """Return the 429 answering `loopsafe.throttle`'s refusal, with ``Retry-After``."""
+        response = HttpResponse(
+            "Too many login attempts; please retry later.\n",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = exc.retry_after_header
+        return response
 
     def overloaded_response(self, request: HttpRequest, exc: Overloaded) -> HttpResponse:
         """Return the 503 response: plain text, ``Retry-After`` in whole seconds (at least 1).
