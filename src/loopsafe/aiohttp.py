@@ -64,12 +64,14 @@ if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
     from loopsafe._fair import Key
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "CLIENT_KEY_KEY",
     "PASSWORD_HASH_KEY",
     "POOL_KEY",
     "client_remote",
+    "get_login_password_hash",
     "get_password_hash",
     "overload_middleware",
     "setup",
@@ -151,6 +153,19 @@ def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
         return password_hash
     key = key_of(client_key, source, "setup(client_key=...)")
     return password_hash if key is None else password_hash.for_client(key)
+
+
+def get_login_password_hash(
+    request: web.Request, username: str, devices: DeviceCookies
+) -> PasswordHash:
+    """`get_password_hash` for a login: a trusted device goes first (`loopsafe.devices`).
+
+    A valid device cookie for ``username`` makes the hasher pass the device's
+    own key and a higher priority; after a successful login, call
+    ``devices.set_cookie(response, username)``.
+    """
+    password_hash = get_password_hash(request)
+    return devices.bind(password_hash, devices.read(request.cookies), username)[0]
 
 
 def setup(

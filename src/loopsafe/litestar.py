@@ -74,12 +74,14 @@ if TYPE_CHECKING:
     from litestar.config.app import AppConfig
 
     from loopsafe._fair import Key
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "LoopsafePlugin",
     "client_host",
     "overloaded_handler",
     "pool_closed_handler",
+    "provide_login_password_hash",
     "provide_password_hash",
     "throttled_handler",
 ]
@@ -169,6 +171,19 @@ async def provide_password_hash(
         return password_hash
     key = key_of(client_key, request, "LoopsafePlugin(client_key=...)")
     return password_hash if key is None else password_hash.for_client(key)
+
+
+async def provide_login_password_hash(
+    state: State, request: ASGIConnection[Any, Any, Any, Any], username: str, devices: DeviceCookies
+) -> PasswordHash:
+    """`provide_password_hash` for a login: a trusted device goes first (`loopsafe.devices`).
+
+    A valid device cookie for ``username`` makes the hasher pass the device's
+    own key and a higher priority; after a successful login, call
+    ``devices.set_cookie(response, username)``.
+    """
+    password_hash = await provide_password_hash(state, request)
+    return devices.bind(password_hash, devices.read(request.cookies), username)[0]
 
 
 def _check_dependency_key(key: object) -> None:

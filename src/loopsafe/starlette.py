@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from loopsafe._fair import Key
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -71,13 +72,14 @@ __all__ = [
     "STATE_PASSWORD_HASH",
     "STATE_POOL",
     "client_host",
+    "get_login_password_hash",
     "get_password_hash",
     "lifespan",
     "overloaded_handler",
     "pool_closed_handler",
-    "throttled_handler",
     "request_key",
     "retry_after_seconds",
+    "throttled_handler",
 ]
 
 #: ``app.state`` attribute holding the app's `PasswordHash`.
@@ -173,6 +175,20 @@ async def get_password_hash(request: Request) -> PasswordHash:
         )
     key = request_key(request)
     return password_hash if key is None else password_hash.for_client(key)
+
+
+async def get_login_password_hash(
+    request: Request, username: str, devices: DeviceCookies
+) -> PasswordHash:
+    """`get_password_hash` for a login: a trusted device goes first (`loopsafe.devices`).
+
+    A valid device cookie for ``username`` in ``request.cookies`` makes the
+    hasher pass the device's own key and a higher priority; anything else
+    leaves the client's key. After a successful login, call
+    ``devices.set_cookie(response, username)``.
+    """
+    password_hash = await get_password_hash(request)
+    return devices.bind(password_hash, devices.read(request.cookies), username)[0]
 
 
 def request_key(request: Request) -> Key:

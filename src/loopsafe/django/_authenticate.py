@@ -17,7 +17,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from loopsafe.django import _replaced
-from loopsafe.django._client import client_key, using_key
+from loopsafe.django._client import device_admission, using_key
 from loopsafe.django._passwords import (
     acheck_user_password,
     arun_unknown_user_hasher,
@@ -69,7 +69,10 @@ async def model_backend_aauthenticate(
     user, hash once anyway so the answer takes as long (Django ticket #20760);
     else check the password, saving an upgraded hash, and apply
     ``user_can_authenticate``. The hashes run under the request's client key
-    (``LOOPSAFE["CLIENT_KEY"]``), so a flood from one client gives way first.
+    (``LOOPSAFE["CLIENT_KEY"]``), so a flood from one client gives way first;
+    a login presenting a valid device cookie for this username
+    (`loopsafe.django.set_device_cookie`) runs under its device's own key at a
+    higher priority, ahead of an anonymous flood.
     `loopsafe.Overloaded` propagates: Django's ``aauthenticate`` stops on it
     without sending ``user_login_failed``, and ``OverloadMiddleware`` answers 503.
     """
@@ -83,7 +86,8 @@ async def model_backend_aauthenticate(
         return None
     if request is None:
         return await _authenticate_user(self, user_model, username, password)
-    with using_key(client_key(request)):
+    admission = device_admission(request, username)
+    with using_key(admission.key, admission.priority):
         return await _authenticate_user(self, user_model, username, password)
 
 

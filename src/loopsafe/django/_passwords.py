@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 from loopsafe._calls import bind
 from loopsafe._default import default_pool
 from loopsafe.django import _argon2
-from loopsafe.django._client import current_key
+from loopsafe.django._client import current_key, current_priority
 from loopsafe.hashers._scrypt import scrypt_memory
 
 if TYPE_CHECKING:
@@ -54,9 +54,11 @@ T = TypeVar("T")
 SENSITIVE = ("password", "raw_password", "credentials")
 
 
-def _key(key: Key) -> Key:
-    """The key to pass to the pool: the one given, else the current request's."""
-    return current_key() if key is None else key
+def _route(key: Key) -> dict[str, Any]:
+    """``key``, ``priority`` and ``memory`` for the pool: the current login's, or ``key``'s."""
+    if key is not None:
+        return {"key": key, "priority": 0, "memory": _memory()}
+    return {"key": current_key(), "priority": current_priority(), "memory": _memory()}
 
 
 def hide_passwords(func: F) -> F:
@@ -262,7 +264,8 @@ async def averify_password(
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
     return await default_pool().run(
-        bind(_verify, password, encoded, preferred), key=_key(key), memory=_memory()
+        bind(_verify, password, encoded, preferred),
+        **_route(key),
     )
 
 
@@ -335,7 +338,8 @@ async def amake_password(
     if not isinstance(password, (bytes, str)):
         raise TypeError(f"Password must be a string or bytes, got {type(password).__qualname__}.")
     return await default_pool().run(
-        bind(_make_password, password, salt, hasher), key=_key(key), memory=_memory()
+        bind(_make_password, password, salt, hasher),
+        **_route(key),
     )
 
 
@@ -384,7 +388,7 @@ async def acheck_user_password(
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
     job = bind(_verify_and_rehash, raw_password, user.password)
-    is_correct, new_encoded = await default_pool().run(job, key=_key(key), memory=_memory())
+    is_correct, new_encoded = await default_pool().run(job, **_route(key))
     if new_encoded is not None:
         user.password = new_encoded
         # Password hash upgrades are not password changes.
@@ -408,5 +412,6 @@ async def arun_unknown_user_hasher(password: str, *, key: Key = None) -> None:
 
     throwaway = get_user_model()()
     await default_pool().run(
-        bind(_set_password, throwaway, password), key=_key(key), memory=_memory()
+        bind(_set_password, throwaway, password),
+        **_route(key),
     )
