@@ -64,3 +64,21 @@ class CountingPBKDF2PasswordHasher(TestPBKDF2PasswordHasher):
         with self._lock:
             type(self).hashes += 1
         return super().encode(password, salt, iterations)
+
+
+class PriorityRecordingPBKDF2PasswordHasher(TestPBKDF2PasswordHasher):
+    """`TestPBKDF2PasswordHasher` that records the login priority each hash ran for.
+
+    The pool runs the hash in a copy of the request's context, so
+    ``loopsafe.django._client.current_priority()`` there is the login's.
+    """
+
+    algorithm = "pbkdf2_sha256_priority"
+    seen: list[int] = []  # noqa: RUF012 - a class-wide record is the point
+
+    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
+        """Record the current priority, then encode as Django does."""
+        from loopsafe.django._client import current_priority
+
+        type(self).seen.append(current_priority())
+        return super().encode(password, salt, iterations)

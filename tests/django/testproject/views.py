@@ -23,6 +23,22 @@ async def login(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{user.get_username()}\n")
 
 
+async def login_device(request: HttpRequest) -> HttpResponse:
+    """`login`, and a device cookie for the user on success."""
+    from loopsafe.django import set_device_cookie
+
+    user = await aauthenticate(
+        request,
+        username=request.POST.get("username"),
+        password=request.POST.get("password"),
+    )
+    if user is None:
+        return HttpResponse("no\n", status=401)
+    response = HttpResponse(f"{user.get_username()}\n")
+    set_device_cookie(response, user.get_username())
+    return response
+
+
 async def login_django(request: HttpRequest) -> HttpResponse:
     """`login`, through Django's own ``aauthenticate`` (Django 5.0+)."""
     from django.contrib.auth import aauthenticate as django_aauthenticate
