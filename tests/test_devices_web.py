@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import pytest
 from litestar import Request, Response
-from litestar.datastructures import State
+from litestar.datastructures import State  # noqa: TC002 - Litestar reads handler annotations at runtime
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
@@ -40,7 +40,7 @@ def stored():
     return PasswordHash(profiles.CHEAP.hashers()).hash(RIGHT)
 
 
-async def login_logic(password_hash, username, password, stored_hash, throttle, client, cookies):
+async def login_logic(password_hash, username, password, stored_hash, throttle, client, cookies):  # noqa: PLR0917 - the login's inputs, spelled out
     """The app's own login: throttle, then check; return (status, body, set a cookie?)."""
     trusted = DEVICES.verify(DEVICES.read(cookies), username)
     await throttle.acheck(username, client, trusted=trusted)
