@@ -280,8 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     flood.add_argument(
         "--scenario",
         nargs="+",
-        choices=("single", "rotating"),
-        help="single: one flooding key; rotating: spread over --rotating-keys (default both)",
+        choices=("single", "rotating", "devices"),
+        help=(
+            "single: one flooding key; rotating: spread over --rotating-keys; devices: the "
+            "rotating flood against users of whom --returning-share hold a device cookie "
+            "(default: single and rotating)"
+        ),
+    )
+    flood.add_argument(
+        "--returning-share",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="devices: the share of legitimate logins from returning users (default 0.5)",
     )
     flood.add_argument(
         "--rotating-keys",
@@ -414,7 +425,7 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
 
 def _run_flood(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
     from loopsafe.cli._flood import (
-        SCENARIOS,
+        DEFAULT_SCENARIOS,
         FloodConfig,
         flood_document,
         flood_table,
@@ -435,7 +446,8 @@ def _run_flood(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         rotating_keys=args.rotating_keys,
         duration=_pick(args.duration, quick=args.quick, quick_value=_QUICK_DURATION, default=30.0),
         timeout=_pick(args.timeout, quick=args.quick, quick_value=_QUICK_TIMEOUT, default=2.0),
-        scenarios=tuple(args.scenario or SCENARIOS),
+        scenarios=tuple(args.scenario or DEFAULT_SCENARIOS),
+        returning_share=args.returning_share,
         seed=args.seed,
         max_workers=args.workers,
         max_queue_wait=args.max_queue_wait,
