@@ -255,8 +255,13 @@ def apply_bridge(config: LoopsafeSettings) -> None:
     a subclass) is in ``AUTHENTICATION_BACKENDS``: then Django's own
     ``aauthenticate`` asks django-axes' backends too (`loopsafe.django._sync_backends`).
     """
+    from loopsafe.django._passwords import DJANGO_VERSION
     from loopsafe.django.backends import ModelBackend
 
+    if DJANGO_VERSION < (5, 0):
+        # No Django aauthenticate to protect; loopsafe's own asks every backend.
+        _sync_backends.unbridge()
+        return
     classes = [cls for _, cls in _sync_backends.configured_backend_classes()]
     if config.patch_auth or any(issubclass(cls, ModelBackend) for cls in classes):
         _sync_backends.bridge(classes)
