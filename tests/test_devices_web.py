@@ -146,6 +146,20 @@ def aiohttp_app(stored_hash, throttle):
 FRAMEWORKS = ["starlette", "litestar", "aiohttp"]
 
 
+def httpx_poster(client):
+    """``post(form, cookies)`` for an httpx-based client (Starlette's, Litestar's)."""
+
+    async def post(form, cookies):
+        client.cookies.clear()
+        client.cookies.update(cookies)
+        response = await client.post("/login", data=form)
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+        return response.status_code, response.json(), response.cookies.get(DEVICES.cookie_name)
+
+    return post
+
+
 async def scenario(post):
     """Run the login scenario through ``post(form, cookies) -> (status, json, set_cookie)``."""
     status, body, cookie = await post({"username": "bob", "password": RIGHT}, {})
@@ -194,38 +208,12 @@ async def test_returning_device_first_and_throttled_429(framework, stored):
                 base_url="http://test",
             ) as client,
         ):
-
-            async def post(form, cookies):
-                client.cookies.clear()
-                client.cookies.update(cookies)
-                response = await client.post("/login", data=form)
-                if response.status_code == 429:
-                    assert int(response.headers["Retry-After"]) >= 1
-                return (
-                    response.status_code,
-                    response.json(),
-                    response.cookies.get(DEVICES.cookie_name),
-                )
-
-            await scenario(post)
+            await scenario(httpx_poster(client))
         return
     from litestar.testing import AsyncTestClient
 
     async with AsyncTestClient(litestar_app(stored, throttle)) as client:
-
-        async def post(form, cookies):
-            client.cookies.clear()
-            client.cookies.update(cookies)
-            response = await client.post("/login", data=form)
-            if response.status_code == 429:
-                assert int(response.headers["Retry-After"]) >= 1
-            return (
-                response.status_code,
-                response.json(),
-                response.cookies.get(DEVICES.cookie_name),
-            )
-
-        await scenario(post)
+        await scenario(httpx_poster(client))
 
 
 def test_fastapi_users_helper_binds_a_returning_device():

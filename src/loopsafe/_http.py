@@ -11,7 +11,13 @@ from __future__ import annotations
 import math
 from typing import Final
 
-__all__ = ["OVERLOADED_DETAIL", "SHUTTING_DOWN_DETAIL", "THROTTLED_DETAIL", "retry_after_seconds"]
+__all__ = [
+    "OVERLOADED_DETAIL",
+    "SHUTTING_DOWN_DETAIL",
+    "THROTTLED_DETAIL",
+    "retry_after_seconds",
+    "throttled_answer",
+]
 
 #: The ``detail`` of the JSON body answering `Overloaded`.
 OVERLOADED_DETAIL: Final = "Password hashing is busy; retry later."
@@ -19,6 +25,12 @@ OVERLOADED_DETAIL: Final = "Password hashing is busy; retry later."
 THROTTLED_DETAIL: Final = "Too many login attempts; retry later."
 #: The ``detail`` of the JSON body answering `PoolClosed`.
 SHUTTING_DOWN_DETAIL: Final = "The server is shutting down."
+
+
+def throttled_answer(retry_after: float) -> tuple[dict[str, object], dict[str, str]]:
+    """The JSON body and headers of the 429 answering `loopsafe.Throttled`."""
+    seconds = retry_after_seconds(retry_after)
+    return {"detail": THROTTLED_DETAIL, "retry_after": seconds}, {"Retry-After": str(seconds)}
 
 
 def retry_after_seconds(retry_after: float) -> int:

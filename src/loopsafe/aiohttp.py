@@ -49,8 +49,8 @@ from loopsafe._default import configure
 from loopsafe._http import (
     OVERLOADED_DETAIL,
     SHUTTING_DOWN_DETAIL,
-    THROTTLED_DETAIL,
     retry_after_seconds,
+    throttled_answer,
 )
 from loopsafe._pool import HashPool
 from loopsafe._request_key import check_client_key_option, key_of
@@ -111,12 +111,8 @@ async def overload_middleware(request: web.Request, handler: Handler) -> web.Str
             headers={"Retry-After": str(seconds)},
         )
     except Throttled as exc:
-        seconds = retry_after_seconds(exc.retry_after)
-        return web.json_response(
-            {"detail": THROTTLED_DETAIL, "retry_after": seconds},
-            status=429,
-            headers={"Retry-After": str(seconds)},
-        )
+        body, headers = throttled_answer(exc.retry_after)
+        return web.json_response(body, status=429, headers=headers)
     except PoolClosed:
         return web.json_response({"detail": SHUTTING_DOWN_DETAIL}, status=503)
 

@@ -59,8 +59,8 @@ from loopsafe._default import configure
 from loopsafe._http import (
     OVERLOADED_DETAIL,
     SHUTTING_DOWN_DETAIL,
-    THROTTLED_DETAIL,
     retry_after_seconds,
+    throttled_answer,
 )
 from loopsafe._pool import HashPool
 from loopsafe._request_key import check_client_key_option, key_of
@@ -121,13 +121,8 @@ def throttled_handler(_request: Request[Any, Any, Any], exc: Exception) -> Respo
     """Answer `Throttled` (`loopsafe.throttle`) with 429, ``Retry-After`` and a JSON body."""
     if not isinstance(exc, Throttled):
         raise exc
-    seconds = retry_after_seconds(exc.retry_after)
-    return Response(
-        {"detail": THROTTLED_DETAIL, "retry_after": seconds},
-        status_code=429,
-        headers={"Retry-After": str(seconds)},
-        media_type=MediaType.JSON,
-    )
+    body, headers = throttled_answer(exc.retry_after)
+    return Response(body, status_code=429, headers=headers, media_type=MediaType.JSON)
 
 
 def pool_closed_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

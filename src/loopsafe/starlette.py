@@ -49,8 +49,8 @@ from loopsafe._default import configure
 from loopsafe._http import (
     OVERLOADED_DETAIL,
     SHUTTING_DOWN_DETAIL,
-    THROTTLED_DETAIL,
     retry_after_seconds,
+    throttled_answer,
 )
 from loopsafe._lag import LoopLagMonitor
 from loopsafe._request_key import check_client_key_option, key_of
@@ -124,12 +124,8 @@ async def throttled_handler(_request: Request, exc: Exception) -> Response:
     """Answer `Throttled` (`loopsafe.throttle`) with 429, ``Retry-After`` and a JSON body."""
     if not isinstance(exc, Throttled):
         raise exc
-    seconds = retry_after_seconds(exc.retry_after)
-    return JSONResponse(
-        {"detail": THROTTLED_DETAIL, "retry_after": seconds},
-        status_code=429,
-        headers={"Retry-After": str(seconds)},
-    )
+    body, headers = throttled_answer(exc.retry_after)
+    return JSONResponse(body, status_code=429, headers=headers)
 
 
 async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
