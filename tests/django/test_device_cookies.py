@@ -43,3 +43,13 @@ def test_rotating_secret_key_keeps_old_cookies_valid():
         assert device_cookies().verify(token, "kim")
     with override_settings(SECRET_KEY="r" * 50, SECRET_KEY_FALLBACKS=[]):
         assert not device_cookies().verify(token, "kim")
+
+
+async def test_short_secret_key_never_breaks_a_login(make_user):
+    """With a SECRET_KEY too short to sign with, logins work and a presented cookie is ignored."""
+    await sync_to_async(make_user)("lee", password="lee-pw")
+    with override_settings(SECRET_KEY="short-dev-key"):
+        client = AsyncClient(REMOTE_ADDR="198.51.100.21")
+        client.cookies["loopsafe_device"] = "v1.0.x.y"
+        response = await client.post("/login/", {"username": "lee", "password": "lee-pw"})
+    assert response.status_code == 200

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._fair import check_key
-from loopsafe.devices import DeviceCookies
+from loopsafe.devices import DEFAULT_COOKIE_NAME, Admission, DeviceCookies
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from django.http.response import HttpResponseBase
 
     from loopsafe._fair import Key
-    from loopsafe.devices import Admission
 
 __all__ = [
     "client_address",
@@ -137,6 +136,10 @@ def device_cookies() -> DeviceCookies:
 
     Signed under ``SECRET_KEY``; ``SECRET_KEY_FALLBACKS`` still verify, so
     rotating the secret the Django way rotates device cookies too.
+
+    Raises:
+        ValueError: ``SECRET_KEY`` is shorter than 32 bytes (Django's own
+            check, security.W009, asks for 50 characters).
     """
     from django.conf import settings
 
@@ -155,8 +158,15 @@ def device_admission(request: HttpRequest, username: object) -> Admission:
     A valid device cookie for ``username`` gives the device's own key and a
     higher priority; anything else the client's key (``LOOPSAFE["CLIENT_KEY"]``).
     """
-    devices = device_cookies()
-    return devices.admission(devices.read(request.COOKIES), username, client_key(request))
+    key = client_key(request)
+    token = request.COOKIES.get(DEFAULT_COOKIE_NAME)
+    if token is None:  # the common case: no cookie, nothing to verify
+        return Admission(key)
+    try:
+        devices = device_cookies()
+    except ValueError:  # a SECRET_KEY too short to sign with: no cookie can be valid
+        return Admission(key)
+    return devices.admission(token, username, key)
 
 
 def set_device_cookie(response: HttpResponseBase, username: str) -> None:
