@@ -158,7 +158,7 @@ class TestCollector:
         collector.close()
         await pool.run(int)
         await anyio.sleep(0.05)
-        buckets, _ = collector._tracked["p"].histogram.buckets()
+        buckets, _ = collector._histograms["p"].buckets()
         assert buckets[-1] == ("+Inf", 1.0)
         pool.close()
 
