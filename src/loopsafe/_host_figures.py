@@ -326,8 +326,10 @@ class HostFigures:
         """(name, live?, open descriptor) of every other process's record; caller closes them."""
         found = []
         mine = f"rec-{os.getpid()}-"
-        for entry in os.scandir(path):
-            if not entry.name.startswith("rec-") or entry.name.startswith(mine):
+        with os.scandir(path) as scan:
+            entries = [entry for entry in scan if entry.name.startswith("rec-")]
+        for entry in entries:
+            if entry.name.startswith(mine):
                 continue
             try:
                 fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

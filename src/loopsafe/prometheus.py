@@ -241,7 +241,7 @@ class LoopsafeCollector(Collector):
         self._lag_cache: tuple[float, dict[str, float]] = (-1.0, {})
         self._multiprocess = (
             MultiProcessValues(bounds, _multiprocess_docs(), _COUNTERS)
-            if multiprocess_directory()
+            if _multiprocess_directory()
             else None
         )
         sink = self._multiprocess.update if self._multiprocess is not None else None
@@ -351,7 +351,7 @@ class LoopsafeCollector(Collector):
 _collectors: weakref.WeakSet[LoopsafeCollector] = weakref.WeakSet()
 
 
-def multiprocess_directory() -> str | None:
+def _multiprocess_directory() -> str | None:
     """Return ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multi-process mode), or None."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
@@ -475,7 +475,7 @@ def register(
 
 def _render(registry: CollectorRegistry | None, accept: str | None) -> tuple[bytes, str]:
     """Encode ``registry``; in multi-process mode (and no registry given), every process's."""
-    if registry is None and multiprocess_directory():
+    if registry is None and _multiprocess_directory():
         from prometheus_client import multiprocess
 
         for collector in list(_collectors):
