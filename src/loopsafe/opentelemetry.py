@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from loopsafe._pool import HashPool
     from loopsafe._statistics import PoolStatistics
 
-__all__ = ["METER_NAME", "Instruments", "instrument"]
+__all__ = ["METER_NAME", "PoolInstruments", "instrument"]
 
 #: The meter's name (instrumentation scope).
 METER_NAME: Final = "loopsafe"
@@ -76,7 +76,7 @@ _BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 _POOL: Final = "loopsafe.pool.name"
 
 
-class Instruments:
+class PoolInstruments:
     """loopsafe's instruments on one meter; `close` stops them reporting."""
 
     def __init__(
@@ -232,7 +232,7 @@ def instrument(
     *,
     lag: LoopLagMonitor | None = None,
     meter_provider: MeterProvider | None = None,
-) -> Instruments:
+) -> PoolInstruments:
     """Report loopsafe's pools (and the loop's lag) through OpenTelemetry.
 
     Args:
@@ -243,7 +243,7 @@ def instrument(
         meter_provider: Default: the global one (``metrics.get_meter_provider()``).
 
     Returns:
-        The `Instruments`; ``close()`` stops them.
+        The `PoolInstruments`; ``close()`` stops them.
 
     Raises:
         TypeError: If ``pools`` is not a mapping.
@@ -257,4 +257,4 @@ def instrument(
         raise ValueError("a pool's name must be a non-empty string")
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
     meter = provider.get_meter(METER_NAME, loopsafe.__version__)
-    return Instruments(pools, lag, meter)
+    return PoolInstruments(pools, lag, meter)
