@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import tempfile
 import time
 
 import anyio
@@ -120,13 +121,14 @@ class TestInstruments:
         assert one(after, "loopsafe.pool.worker.max", "default") == 1
         loopsafe.configure()
 
-    async def test_host_budget_slots(self, tmp_path, monkeypatch):
+    async def test_host_budget_slots(self, monkeypatch):
         """A pool with a host budget reports the host's slots and their limit."""
-        monkeypatch.setenv("LOOPSAFE_RUNTIME_DIR", str(tmp_path))
         reader, provider = setup()
-        pool = HashPool(1, host_limit=3, host_key="otel-test")
-        instrument({"p": pool}, meter_provider=provider)
-        figures = read(reader)
+        with tempfile.TemporaryDirectory() as directory:
+            monkeypatch.setenv("LOOPSAFE_RUNTIME_DIR", directory)
+            pool = HashPool(1, host_limit=3, host_key="otel-test")
+            instrument({"p": pool}, meter_provider=provider)
+            figures = read(reader)
         assert one(figures, "loopsafe.host.slots.limit") == 3
         assert one(figures, "loopsafe.host.slots.used") == 0
         pool.close()
