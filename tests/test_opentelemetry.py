@@ -129,9 +129,9 @@ class TestInstruments:
             pool = HashPool(1, host_limit=3, host_key="otel-test")
             instrument({"p": pool}, meter_provider=provider)
             figures = read(reader)
+            pool.close()
         assert one(figures, "loopsafe.host.slots.limit") == 3
         assert one(figures, "loopsafe.host.slots.used") == 0
-        pool.close()
 
     async def test_loop_lag_gauges(self):
         """With a running monitor, the loop's delay p50 <= p99 <= max is reported, unlabelled."""
