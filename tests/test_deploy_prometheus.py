@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes gunicorn -w 4 through a signup storm: the shipped queries tell the truth.
+"""A real Prometheus scrapes gunicorn -w 4 through a signup storm: the shipped queries are true.
 
 Runs ``benchmarks/prometheus_loop.py run`` (Debian's ``prometheus`` on
 127.0.0.1 with a generated config in a temporary directory, the shipped alert
