@@ -205,3 +205,15 @@ class TestArguments:
         monkeypatch.delitem(sys.modules, "loopsafe.opentelemetry", raising=False)
         with pytest.raises(ImportError, match=r"pip install 'loopsafe\[opentelemetry\]'"):
             importlib.import_module("loopsafe.opentelemetry")
+
+
+def test_the_documented_snippet_runs():
+    """The snippet in docs/integrations.md runs as written (on the global, no-op provider)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "integrations.md").read_text()
+    section = text.split("## OpenTelemetry", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    namespace["instruments"].close()  # type: ignore[attr-defined]
