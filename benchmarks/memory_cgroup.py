@@ -7,7 +7,8 @@ A pod with a memory limit, Django's default Argon2 (t=2, m=102400 KiB, p=8:
 runs alone under uvicorn in a fresh cgroup v1 memory group (``--limit-mib``,
 swap off for the group: ``memory.swappiness`` 0 and ``memory.memsw.limit_in_bytes``
 equal to the limit) and a cpu group with a 2-CPU quota; this process, outside
-both, sends ``--logins`` concurrent logins over 127.0.0.1 and counts:
+both, sends one login (``--cold``: none) and then ``--logins`` concurrent
+logins over 127.0.0.1, and counts for the burst:
 
 - served: 200 with the right answer;
 - refused: 503 with a ``Retry-After`` header (an answer the client can act on);
@@ -134,6 +135,7 @@ class Outcome:
     exit_status: int | None = None
     seconds: float = 0.0
     limits_seen: str | None = None
+    warm_up_served: int | None = None
 
 
 def make_encoded(time_cost: int, memory_kib: int, parallelism: int) -> str:
@@ -213,6 +215,59 @@ def _oom_kills(group: Group) -> int:
     return 0
 
 
+def _groups(name: str, limit_mib: int, cpu_quota: int) -> tuple[Group, Group | None]:
+    """A memory group with the limit and swap off, and a cpu group with the quota if cpu is v1."""
+    memory = Group("memory", name)
+    memory.write("memory.limit_in_bytes", limit_mib * MIB)
+    memory.write("memory.swappiness", 0)
+    # Absent without swap accounting (then there is no swap to turn off here).
+    memory.write("memory.memsw.limit_in_bytes", limit_mib * MIB)
+    if not (CGROUP / "cpu" / "cpu.cfs_quota_us").exists():
+        return memory, None
+    try:
+        cpu = Group("cpu", name)
+    except OSError:
+        memory.remove()
+        raise
+    cpu.write("cpu.cfs_period_us", 100_000)
+    cpu.write("cpu.cfs_quota_us", cpu_quota * 100_000)
+    return memory, cpu
+
+
+def _start(
+    variant: str, groups: list[Group], encoded: str, cpu_count: int | None, python: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the server: a shell joins the groups, then becomes uvicorn (all of it is charged)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "BENCH_VARIANT": variant,
+        "BENCH_ENCODED": encoded,
+    }
+    if cpu_count is not None:
+        env["BENCH_CPU_COUNT"] = str(cpu_count)
+    joins = "; ".join(f'echo $$ > "{group.path / "cgroup.procs"}"' for group in groups)
+    command = (
+        f'{joins}; exec "$0" -m uvicorn memory_cgroup_app:app --app-dir "$1" '
+        f"--host 127.0.0.1 --port {port} --log-level warning"
+    )
+    return subprocess.Popen(["/bin/sh", "-c", command, python, str(HERE)], env=env), port
+
+
+def _stop(server: subprocess.Popen[bytes]) -> int | None:
+    """Stop the server by its pid; return its exit status if it had died before, else None."""
+    if server.poll() is not None:
+        return server.returncode
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    return None
+
+
 def run_variant(
     variant: str,
     *,
@@ -222,46 +277,27 @@ def run_variant(
     cpu_count: int | None = None,
     cpu_quota: int = 2,
     timeout: float = 60.0,
+    warm: bool = True,
     python: str = sys.executable,
 ) -> Outcome:
     """Run one server of ``variant`` in a fresh memory cgroup and send it one login burst."""
     name = f"loopsafe-bench-{os.getpid()}-{variant}-{time.monotonic_ns()}"
-    memory = Group("memory", name)
-    cpu: Group | None = None
+    memory, cpu = _groups(name, limit_mib, cpu_quota)
     outcome = Outcome(variant, str(cpu_count or "real"), logins, limit_mib=limit_mib)
     server: subprocess.Popen[bytes] | None = None
     try:
-        memory.write("memory.limit_in_bytes", limit_mib * MIB)
-        memory.write("memory.swappiness", 0)
-        memory.write(
-            "memory.memsw.limit_in_bytes", limit_mib * MIB
-        )  # absent without swap accounting
-        procs = [memory.path / "cgroup.procs"]
-        if (CGROUP / "cpu" / "cpu.cfs_quota_us").exists():
-            cpu = Group("cpu", name)
-            cpu.write("cpu.cfs_period_us", 100_000)
-            cpu.write("cpu.cfs_quota_us", cpu_quota * 100_000)
-            procs.append(cpu.path / "cgroup.procs")
-        port = _free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-            "BENCH_VARIANT": variant,
-            "BENCH_ENCODED": encoded,
-        }
-        if cpu_count is not None:
-            env["BENCH_CPU_COUNT"] = str(cpu_count)
-        # The shell joins the groups, then becomes the server: every byte it maps is charged.
-        joins = "; ".join(f'echo $$ > "{path}"' for path in procs)
-        command = (
-            f'{joins}; exec "$0" -m uvicorn memory_cgroup_app:app --app-dir "$1" '
-            f"--host 127.0.0.1 --port {port} --log-level warning"
-        )
-        server = subprocess.Popen(["/bin/sh", "-c", command, python, str(HERE)], env=env)
+        groups = [memory] if cpu is None else [memory, cpu]
+        server, port = _start(variant, groups, encoded, cpu_count, python)
         health = asyncio.run(_wait_ready(port, server, time.monotonic() + 60))
         outcome.executor_threads = health.get("default_executor")
         outcome.loopsafe_workers = health.get("max_workers")
         outcome.limits_seen = health.get("limits")
+        if warm:
+            # One login first, as on a server that has been up: loopsafe's
+            # admission then knows what a hash costs (a cold pool admits all).
+            warm_up = Outcome(variant, outcome.cpu_count, 1)
+            asyncio.run(_burst(port, 1, timeout, warm_up))
+            outcome.warm_up_served = warm_up.served
         start = time.monotonic()
         asyncio.run(_burst(port, logins, timeout, outcome))
         outcome.seconds = round(time.monotonic() - start, 2)
@@ -271,16 +307,7 @@ def run_variant(
         outcome.peak_mib = round(int(memory.read("memory.max_usage_in_bytes")) / MIB, 1)
     finally:
         if server is not None:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                try:
-                    server.wait(10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
-                outcome.exit_status = None  # alive until we stopped it
-            else:
-                outcome.exit_status = server.returncode
+            outcome.exit_status = _stop(server)
         memory.remove()
         if cpu is not None:
             cpu.remove()
@@ -326,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         help="what os.cpu_count() answers in the servers: 'real' and/or numbers",
     )
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--cold", action="store_true", help="no warm-up login before the burst")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     reason = unavailable_reason()
@@ -349,12 +377,14 @@ def main(argv: list[str] | None = None) -> int:
                     logins=args.logins,
                     cpu_count=cpu_count,
                     timeout=args.timeout,
+                    warm=not args.cold,
                 )
                 outcomes.append(outcome)
                 print(_row(outcome), flush=True)
     load = os.getloadavg()
     print()
     print(
+        f"{'' if args.cold else 'one login, then '}"
         f"{args.logins} concurrent logins, Argon2id t={args.time_cost} m={args.memory_kib} KiB "
         f"p={args.parallelism}, memory cgroup limit {args.limit_mib} MiB (swap off), cpu quota 2; "
         f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {started}"
