@@ -11,7 +11,9 @@ both, sends one login (``--cold``: none) and then ``--logins`` concurrent
 logins over 127.0.0.1, and counts for the burst:
 
 - served: 200 with the right answer;
-- refused: 503 with a ``Retry-After`` header (an answer the client can act on);
+- refused: a final 503 with a ``Retry-After`` header (an answer the client
+  can act on; ``--retries N``: the client waits that long and tries again, up
+  to N times, and ``retried`` counts those 503s);
 - wrongly denied: 401 for the right password (a hash that failed quietly);
 - lost: a reset or closed connection, a timeout, or any other 5xx;
 - OOM kills: the group's ``memory.oom_control`` ``oom_kill`` count, and the
@@ -136,6 +138,7 @@ class Outcome:
     seconds: float = 0.0
     limits_seen: str | None = None
     warm_up_served: int | None = None
+    retried: int = 0
 
 
 def make_encoded(time_cost: int, memory_kib: int, parallelism: int) -> str:
@@ -173,7 +176,9 @@ async def _wait_ready(
     raise RuntimeError("server did not start in time")
 
 
-async def _burst(port: int, logins: int, timeout: float, outcome: Outcome) -> None:
+async def _burst(
+    port: int, logins: int, timeout: float, outcome: Outcome, retries: int = 0
+) -> None:
     import httpx  # noqa: PLC0415
 
     limits = httpx.Limits(max_connections=logins, max_keepalive_connections=0)
@@ -181,9 +186,14 @@ async def _burst(port: int, logins: int, timeout: float, outcome: Outcome) -> No
 
         async def one() -> None:
             try:
-                response = await client.post(
-                    f"http://127.0.0.1:{port}/login", content=PASSWORD.encode()
-                )
+                for attempt in range(retries + 1):
+                    response = await client.post(
+                        f"http://127.0.0.1:{port}/login", content=PASSWORD.encode()
+                    )
+                    if response.status_code != 503 or attempt == retries:  # noqa: PLR2004
+                        break
+                    outcome.retried += 1  # as a browser or an app would, after Retry-After
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
             except httpx.TimeoutException:
                 kind = "timeout"
             except httpx.TransportError as exc:
@@ -278,6 +288,7 @@ def run_variant(
     cpu_quota: int = 2,
     timeout: float = 60.0,
     warm: bool = True,
+    retries: int = 0,
     python: str = sys.executable,
 ) -> Outcome:
     """Run one server of ``variant`` in a fresh memory cgroup and send it one login burst."""
@@ -299,7 +310,7 @@ def run_variant(
             asyncio.run(_burst(port, 1, timeout, warm_up))
             outcome.warm_up_served = warm_up.served
         start = time.monotonic()
-        asyncio.run(_burst(port, logins, timeout, outcome))
+        asyncio.run(_burst(port, logins, timeout, outcome, retries))
         outcome.seconds = round(time.monotonic() - start, 2)
         time.sleep(0.5)  # a kill in flight shows in the exit status
         outcome.oom_kills = _oom_kills(memory)
@@ -354,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--cold", action="store_true", help="no warm-up login before the burst")
+    parser.add_argument(
+        "--retries", type=int, default=0, help="retry a 503 after Retry-After, this many times"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     reason = unavailable_reason()
@@ -378,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                     cpu_count=cpu_count,
                     timeout=args.timeout,
                     warm=not args.cold,
+                    retries=args.retries,
                 )
                 outcomes.append(outcome)
                 print(_row(outcome), flush=True)
@@ -385,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'' if args.cold else 'one login, then '}"
-        f"{args.logins} concurrent logins, Argon2id t={args.time_cost} m={args.memory_kib} KiB "
+        f"{args.logins} concurrent logins"
+        f"{f' (a 503 retried after Retry-After, up to {args.retries}x)' if args.retries else ''}"
+        f", Argon2id t={args.time_cost} m={args.memory_kib} KiB "
         f"p={args.parallelism}, memory cgroup limit {args.limit_mib} MiB (swap off), cpu quota 2; "
         f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {started}"
     )
@@ -406,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             "argon2": {"t": args.time_cost, "m_kib": args.memory_kib, "p": args.parallelism},
             "limit_mib": args.limit_mib,
             "logins": args.logins,
+            "warm_up": not args.cold,
+            "retries": args.retries,
             "outcomes": [asdict(outcome) for outcome in outcomes],
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
