@@ -11,29 +11,12 @@ root; skipped with the reason elsewhere.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-from _support import report
+from _support import load_benchmark, report
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 LIMIT_MIB = 192
 LOGINS = 16
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "loopsafe_bench_memory_cgroup", BENCHMARKS / "memory_cgroup.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +25,7 @@ def bench():
     pytest.importorskip("argon2")
     pytest.importorskip("uvicorn")
     pytest.importorskip("httpx")
-    module = _bench()
+    module = load_benchmark("memory_cgroup")
     reason = module.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)

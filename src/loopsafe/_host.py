@@ -260,9 +260,7 @@ class HostSlots:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     held += 1
-                    raw = os.pread(fd, _BYTES.size, 0)
-                    if len(raw) == _BYTES.size:
-                        used += _BYTES.unpack(raw)[0]
+                    used += _declared(fd)
                     continue
                 if free is None:
                     free = index  # keep holding it until the whole host is counted
@@ -391,9 +389,8 @@ class HostSlots:
                 except OSError as exc:
                     self._fail(exc)
                     return False
-                if self._identity is None:
-                    self._identity = identity
-                elif identity != self._identity:
+                self._identity = self._identity or identity  # the first check records it
+                if identity != self._identity:
                     self._fail("it was removed and made again: its locks are not ours")
                     return False
             return True
@@ -439,8 +436,7 @@ class HostSlots:
         """A slot of the per-process bound (numbered from ``limit`` up), or None."""
         if len(self._mine) >= self._limit:
             return None
-        used = sum(self._mine.values())
-        if max_memory is not None and self._mine and used + memory > max_memory:
+        if max_memory is not None and self._mine and sum(self._mine.values()) + memory > max_memory:
             return None
         slot = next(i for i in range(self._limit, 2 * self._limit) if i not in self._mine)
         self._mine[slot] = memory
@@ -470,9 +466,7 @@ class HostSlots:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         held += 1
-                        raw = os.pread(fd, _BYTES.size, 0)
-                        if len(raw) == _BYTES.size:
-                            used += _BYTES.unpack(raw)[0]
+                        used += _declared(fd)
                     else:
                         fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
@@ -586,6 +580,12 @@ class HostSlots:
         seconds, published = _SECONDS.unpack(raw)
         fresh = 0 <= time.time() - published <= _SERVICE_FRESH
         return seconds if fresh and 0 < seconds < 3600 else None  # noqa: PLR2004 - sanity
+
+
+def _declared(fd: int) -> int:
+    """The bytes a held slot's hash declared (0 while its holder is writing them)."""
+    raw = os.pread(fd, _BYTES.size, 0)
+    return _BYTES.unpack(raw)[0] if len(raw) == _BYTES.size else 0
 
 
 _live: weakref.WeakSet[HostSlots] = weakref.WeakSet()
