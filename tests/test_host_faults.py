@@ -63,8 +63,9 @@ def _mount(*args: str) -> None:
 
 
 def _umount(path: Path) -> None:
+    """Unmount now; lazily (``-l``), as a budget keeps its descriptors open until exit."""
     umount = shutil.which("umount") or "/bin/umount"
-    subprocess.run([umount, str(path)], check=False, capture_output=True, timeout=10)
+    subprocess.run([umount, "-l", str(path)], check=True, capture_output=True, timeout=10)
 
 
 def _can_mount() -> str | None:
