@@ -23,7 +23,7 @@ restarted server starts from zero like a single process does (a reset that
 Prometheus' ``rate()`` handles), and two runs of one program from the same
 shell do not add up.
 
-The directory: ``runtime_directory`` (see `loopsafe._host`) of a key made of
+The directory: ``runtime_directory`` (see `loopsafe._runtime_dir`) of a key made of
 the user, the program's name and a digest of its parent process id, command
 line and working directory; the workers of one server share it (they share
 their parent), two servers do not. ``LOOPSAFE_METRICS_KEY`` overrides it.
@@ -45,7 +45,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from loopsafe._host import check_host_key, default_host_key, runtime_directory
+from loopsafe._runtime_dir import check_host_key, default_host_key, runtime_directory
 from loopsafe.exceptions import HostBudgetUnavailable
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class HostFigures:
         snapshot: Returns this process's figures now (called under no lock of ours
             but from any thread: event listeners, the refresher, a scrape).
         key: The directory key; default `default_metrics_key`, read in each process.
-        directory: Parent directory; default: `loopsafe._host.runtime_directory`'s.
+        directory: Parent directory; default: `loopsafe._runtime_dir.runtime_directory`'s.
         sink: Where to publish instead of a record file (prometheus_client's
             multi-process values); `host` then returns this process's figures.
 
