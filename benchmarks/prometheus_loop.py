@@ -81,10 +81,12 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
 
 
 @contextlib.contextmanager
-def started(argv: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[int]:
+def started(
+    argv: list[str], env: dict[str, str], log: Path, ready: str, cwd: Path = ROOT
+) -> Iterator[int]:
     """Run ``argv`` for the block (output to ``log``); stop it by its PID afterwards."""
     with log.open("wb") as output:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
         try:
             wait_ready(ready, process, log, 60.0)
             yield process.pid

@@ -26,8 +26,6 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_loop import free_port, started
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,13 +43,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 E2E = ROOT / "benchmarks" / "e2e"
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def command(server: str, port: int, workers: int) -> tuple[list[str], Path]:
@@ -107,29 +99,10 @@ def running(server: str, workers: int, env: dict[str, str], log: Path) -> Iterat
     """Run the server for the block; yield its base URL; stop it by its PID."""
     port = free_port()
     argv, cwd = command(server, port, workers)
-    with log.open("wb") as output:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:  # noqa: PLR2004
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not answer in time")
-                time.sleep(0.1)
-            time.sleep(1.0)  # every worker up (the first one answers before the others)
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
+    url = f"http://127.0.0.1:{port}"
+    with started(argv, env, log, f"{url}/health", cwd):
+        time.sleep(1.0)  # every worker up (the first one answers before the others)
+        yield url
 
 
 def login(url: str, server: str, index: int) -> int:
