@@ -7,14 +7,13 @@ import sys
 import tempfile
 import time
 
-import anyio
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import loopsafe
-from _support import Gate, wait_until
-from loopsafe import HashPool, LoopLagMonitor, Overloaded, PasswordHash, profiles
+from _support import end_every_way, wait_until
+from loopsafe import HashPool, LoopLagMonitor, PasswordHash, profiles
 from loopsafe.opentelemetry import METER_NAME, instrument
 
 pytestmark = pytest.mark.anyio
@@ -57,21 +56,7 @@ class TestInstruments:
         reader, provider = setup()
         pool = HashPool(1, max_pending=1, max_queue_wait=None)
         instruments = instrument({"p": pool}, meter_provider=provider)
-        await pool.run(time.sleep, 0.001)
-        with pytest.raises(ZeroDivisionError):
-            await pool.run(divmod, 1, 0)
-        gate = Gate()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pool.run, gate)
-            await anyio.to_thread.run_sync(gate.started.wait, 10)
-            with pytest.raises(TimeoutError):
-                await pool.run(int, timeout=0.02)  # queued, then expired
-            tg.start_soon(pool.run, int)
-            await wait_until(lambda: pool.statistics().queued == 1)
-            with pytest.raises(Overloaded):
-                await pool.run(int)
-            during = read(reader)
-            gate.release.set()
+        during = await end_every_way(pool, lambda: read(reader))
         stats = pool.statistics()
         after = read(reader)
         assert one(during, "loopsafe.pool.worker.count", **{"loopsafe.worker.state": "used"}) == 1
@@ -82,6 +67,7 @@ class TestInstruments:
         assert one(after, "loopsafe.pool.calls", **{outcome: "ok"}) == stats.completed - 1
         assert one(after, "loopsafe.pool.calls", **{outcome: "error"}) == stats.failed == 1
         assert one(after, "loopsafe.pool.calls", **{outcome: "expired"}) == stats.expired == 1
+        assert one(after, "loopsafe.pool.calls", **{outcome: "cancelled"}) == stats.cancelled == 1
         assert one(after, "loopsafe.pool.timeouts") == stats.expired
         result = "loopsafe.admission.result"
         assert one(after, "loopsafe.admission.requests", **{result: "acquired"}) == stats.admitted
