@@ -15,7 +15,9 @@ them over the workers, then scrapes /metrics ``--scrapes`` times on fresh
 connections and prints ``loopsafe_completed_total`` of each scrape. Every
 scrape should read the number of logins. ``--multiprocess`` runs with
 prometheus_client's multi-process mode (``PROMETHEUS_MULTIPROC_DIR`` in a
-temporary directory). The loopsafe under test is whatever ``PYTHONPATH``
+temporary directory). ``--kill-one`` SIGKILLs one worker after the logins
+(gunicorn and uvicorn start another) before scraping: its counts must stay.
+The loopsafe under test is whatever ``PYTHONPATH``
 gives the server (run it once with the old code's ``src`` first to compare).
 """
 
@@ -26,6 +28,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,6 +119,21 @@ def login(url: str, server: str, index: int) -> int:
     return answer.status_code
 
 
+def kill_one_worker(url: str) -> int:
+    """SIGKILL the worker that answers ``/bench/pid``; wait until others answer in its place."""
+    victim = int(httpx.get(f"{url}/bench/pid", timeout=10.0).json()["pid"])
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30.0
+    seen: set[int] = set()
+    while time.monotonic() < deadline and len(seen) < 4:  # noqa: PLR2004 - the four workers
+        with contextlib.suppress(httpx.HTTPError):
+            pid = int(httpx.get(f"{url}/bench/pid", timeout=2.0).json()["pid"])
+            if pid != victim:
+                seen.add(pid)
+        time.sleep(0.05)
+    return victim
+
+
 def completed(url: str) -> float:
     """``loopsafe_completed_total`` summed over pools, from one scrape on a fresh connection."""
     text = httpx.get(f"{url}/metrics", timeout=10.0).text
@@ -135,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--logins", type=int, default=40)
     parser.add_argument("--scrapes", type=int, default=12)
+    parser.add_argument(
+        "--kill-one",
+        action="store_true",
+        help="SIGKILL one worker after the logins (the server starts another) before scraping",
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="loopsafe-scrapes-") as name:
@@ -145,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 statuses = list(
                     threads.map(lambda i: login(url, args.server, i), range(args.logins))
                 )
+            killed = kill_one_worker(url) if args.kill_one else None
             reads = [completed(url) for _ in range(args.scrapes)]
     result = {
         "server": args.server,
@@ -153,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "logins": args.logins,
         "login_statuses": sorted(set(statuses)),
         "completed_per_scrape": [int(value) for value in reads],
+        "killed_a_worker": killed is not None,
         "every_scrape_whole": all(int(value) == args.logins for value in reads),
     }
     print(json.dumps(result))

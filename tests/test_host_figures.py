@@ -220,10 +220,11 @@ class TestDirectory:
         pytest.param(["--server", "uvicorn"], id="uvicorn"),
         pytest.param(["--server", "django"], id="django-uvicorn"),
         pytest.param(["--server", "gunicorn", "--multiprocess"], id="gunicorn-multiprocess"),
+        pytest.param(["--server", "gunicorn", "--kill-one"], id="gunicorn-worker-killed"),
     ],
 )
 def test_every_scrape_of_four_workers_reports_the_host(argv):
-    """40 logins over 4 real workers, then 12 scrapes: each reads 40 completed calls."""
+    """40 logins over 4 real workers (one SIGKILLed after), 12 scrapes: each reads 40."""
     done = subprocess.run(
         [sys.executable, "benchmarks/scrape_consistency.py", *argv],
         cwd=ROOT,
