@@ -358,3 +358,24 @@ def test_shell_blocks_give_options_that_exist():
         text = options_of(list(argv))
         missing = {o for o in options if o not in text}
         assert not missing, f"{' '.join(argv)}: no option {sorted(missing)}"
+
+
+def test_all_extra_holds_every_other_extra():
+    """``pip install 'loopsafe[all]'`` installs every integration and tool (all but test)."""
+    text = (REPO / "pyproject.toml").read_text()
+    listed = re.search(r'^all = \[\s*"loopsafe\[([\w,-]+)\]",?\s*\]', text, flags=re.MULTILINE)
+    assert listed is not None
+    assert set(listed.group(1).split(",")) == declared_extras() - {"all", "test"}
+
+
+def test_install_hints_name_extras_that_exist():
+    """Every ``pip install 'loopsafe[...]'`` hint in an error message names a declared extra."""
+    sources = sorted((REPO / "src" / "loopsafe").rglob("*.py"))
+    hinted = {
+        extra
+        for path in sources
+        for group in _EXTRAS.findall(path.read_text(encoding="utf-8"))
+        for extra in group.split(",")
+    }
+    assert {"django", "starlette", "litestar", "aiohttp", "prometheus"} <= hinted
+    assert hinted <= declared_extras(), sorted(hinted - declared_extras())
