@@ -379,3 +379,51 @@ def test_install_hints_name_extras_that_exist():
     }
     assert {"django", "starlette", "litestar", "aiohttp", "prometheus"} <= hinted
     assert hinted <= declared_extras(), sorted(hinted - declared_extras())
+
+
+def slug(heading: str) -> str:
+    """Return GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_BLOCK = re.MULTILINE | re.DOTALL
+
+
+def test_relative_links_and_anchors_resolve():
+    """Every relative link of README.md, docs/ and the project files names a file and heading."""
+    pages = [*PAGES, REPO / "CONTRIBUTING.md", REPO / "SECURITY.md"]
+    for page in pages:
+        text = re.sub(r"^```.*?^```$", "", page.read_text(encoding="utf-8"), flags=_BLOCK)
+        for target in _LINK.findall(re.sub(r"`[^`\n]*`", "", text)):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target} does not exist"
+            if anchor and linked.suffix == ".md":
+                headings = re.findall(
+                    r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.MULTILINE
+                )
+                assert anchor in {slug(h) for h in headings}, f"{page.name}: no #{anchor}"
+
+
+INSTALL = (
+    "python3 -m venv .venv && .venv/bin/pip install -U pip && .venv/bin/pip install -e '.[test]'"
+)
+TEST = ".venv/bin/python -m pytest"
+
+
+def test_ci_runs_the_install_and_test_commands_the_readme_shows():
+    """README.md and CONTRIBUTING.md show the install and test commands that .ci/run runs."""
+    for page in ("README.md", "CONTRIBUTING.md"):
+        lines = {line for _, line in shell_lines()} | set(
+            (REPO / page).read_text(encoding="utf-8").splitlines()
+        )
+        assert INSTALL in lines, page
+        assert TEST in lines, page
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert INSTALL.replace("python3", '"$PYTHON"').replace(" install ", " install -q ") in ci
+    assert "run_pytest .venv/bin/python\n" in ci
+    assert '"$py" -m pytest "$@"' in ci
