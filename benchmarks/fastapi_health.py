@@ -32,15 +32,7 @@ from pathlib import Path
 from pwdlib import PasswordHash as PwdlibHash
 
 from loopsafe import PasswordHash
-from loopsafe.cli._harness import (
-    cores_line,
-    cpu_per_call,
-    median_of,
-    run_burst,
-    run_bursts,
-    serving,
-    uvicorn,
-)
+from loopsafe.cli import _harness as harness
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -59,8 +51,11 @@ def run(variant: str, logins: int) -> dict[str, float]:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     env.pop("LOOPSAFE_PROFILE", None)
-    with serving(uvicorn("examples.fastapi_app:app"), env=env, cwd=ROOT) as (base, server):
-        return run_burst(base, server.pid, logins=logins)
+    with harness.serving(harness.uvicorn("examples.fastapi_app:app"), env=env, cwd=ROOT) as (
+        base,
+        server,
+    ):
+        return harness.run_burst(base, server.pid, logins=logins)
 
 
 def main() -> None:
@@ -69,15 +64,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logins", type=int, default=20)
     args = parser.parse_args()
-    print(cores_line(f"{args.logins}-login burst, {args.rounds} rounds"))
+    print(harness.cores_line(f"{args.logins}-login burst, {args.rounds} rounds"))
     for name, hasher in (
         ("pwdlib", PwdlibHash.recommended()),
         ("loopsafe", PasswordHash.recommended()),
     ):
-        cpu = cpu_per_call(hasher.verify, PASSWORD, hasher.hash(PASSWORD))
+        cpu = harness.cpu_per_call(hasher.verify, PASSWORD, hasher.hash(PASSWORD))
         print(f"# CPU per verification, {name} recommended(): {cpu * 1000:.0f} ms")
-    results = run_bursts(list(VARIANTS), args.rounds, lambda variant: run(variant, args.logins))
-    ratio = median_of(results["pwdlib"], "p99_ms") / median_of(results["loopsafe"], "p99_ms")
+    results = harness.run_bursts(
+        list(VARIANTS), args.rounds, lambda variant: run(variant, args.logins)
+    )
+    ratio = harness.median_of(results["pwdlib"], "p99_ms") / harness.median_of(
+        results["loopsafe"], "p99_ms"
+    )
     print(f"\n/health p99, pwdlib on the loop / loopsafe: {ratio:.0f}x")
 
 

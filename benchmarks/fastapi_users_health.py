@@ -35,15 +35,7 @@ import os
 from pathlib import Path
 
 from loopsafe import PasswordHash
-from loopsafe.cli._harness import (
-    cores_line,
-    cpu_per_call,
-    median_of,
-    run_burst,
-    run_bursts,
-    serving,
-    uvicorn,
-)
+from loopsafe.cli import _harness as harness
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -64,9 +56,9 @@ def run(variant: str, logins: int) -> dict[str, float]:
     }
     env.pop("LOOPSAFE_PROFILE", None)
     env.update(VARIANTS[variant])
-    app = uvicorn("examples.fastapi_users_app:app")
-    with serving(app, env=env, cwd=ROOT) as (base, server):
-        return run_burst(
+    app = harness.uvicorn("examples.fastapi_users_app:app")
+    with harness.serving(app, env=env, cwd=ROOT) as (base, server):
+        return harness.run_burst(
             base,
             server.pid,
             logins=logins,
@@ -83,13 +75,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logins", type=int, default=20)
     args = parser.parse_args()
-    print(cores_line(f"{args.logins}-login burst, {args.rounds} rounds"))
+    print(harness.cores_line(f"{args.logins}-login burst, {args.rounds} rounds"))
     hasher = PasswordHash.recommended()
-    cpu = cpu_per_call(hasher.verify, PASSWORD, hasher.hash(PASSWORD))
+    cpu = harness.cpu_per_call(hasher.verify, PASSWORD, hasher.hash(PASSWORD))
     print(f"# CPU per verification, Argon2id t=2 m=100 MiB p=8: {cpu * 1000:.0f} ms")
-    results = run_bursts(list(VARIANTS), args.rounds, lambda variant: run(variant, args.logins))
-    base = median_of(results["loopsafe"], "p99_ms")
-    worst = median_of(results["stock"], "p99_ms")
+    results = harness.run_bursts(
+        list(VARIANTS), args.rounds, lambda variant: run(variant, args.logins)
+    )
+    base = harness.median_of(results["loopsafe"], "p99_ms")
+    worst = harness.median_of(results["stock"], "p99_ms")
     print(f"\n/health p99, stock fastapi-users / loopsafe: {worst / base:.0f}x")
     verdict = "met" if base <= TARGET_P99_MS else "NOT met"
     print(f"target /health p99 <= {TARGET_P99_MS:.0f} ms with loopsafe: {verdict} ({base:.1f} ms)")

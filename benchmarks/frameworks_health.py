@@ -34,19 +34,11 @@ import os
 from pathlib import Path
 
 from loopsafe import PasswordHash
-from loopsafe.cli._harness import (
-    cores_line,
-    cpu_per_call,
-    median_of,
-    run_burst,
-    run_bursts,
-    serving,
-    uvicorn,
-)
+from loopsafe.cli import _harness as harness
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
-LITESTAR = uvicorn("examples.litestar_app:app")
+LITESTAR = harness.uvicorn("examples.litestar_app:app")
 AIOHTTP = ["examples/aiohttp_app.py", "--port"]
 ALL_IN = {"USE_LOOPSAFE": "1", "LOOPSAFE_MAX_QUEUE_WAIT": "none"}
 ONE_SECOND = {"USE_LOOPSAFE": "1", "LOOPSAFE_MAX_QUEUE_WAIT": "1.0"}
@@ -70,8 +62,8 @@ def run(variant: str, logins: int) -> dict[str, float]:
     }
     env.pop("LOOPSAFE_PROFILE", None)
     env.pop("APP_DB", None)
-    with serving(argv, env=env, cwd=ROOT) as (base, server):
-        return run_burst(base, server.pid, logins=logins, signup="/register")
+    with harness.serving(argv, env=env, cwd=ROOT) as (base, server):
+        return harness.run_burst(base, server.pid, logins=logins, signup="/register")
 
 
 def main() -> None:
@@ -83,15 +75,15 @@ def main() -> None:
     args = parser.parse_args()
     names = [n for n, (fw, _, _) in VARIANTS.items() if args.framework in {"all", fw}]
     what = f"{args.logins}-login burst, {args.rounds} rounds; Argon2id t=2 m=100 MiB p=8 everywhere"
-    print(cores_line(what))
+    print(harness.cores_line(what))
     hasher = PasswordHash.recommended()
-    cpu = cpu_per_call(hasher.verify, PASSWORD, hasher.hash(PASSWORD))
+    cpu = harness.cpu_per_call(hasher.verify, PASSWORD, hasher.hash(PASSWORD))
     print(f"# CPU per verification: {cpu * 1000:.0f} ms")
-    results = run_bursts(names, args.rounds, lambda variant: run(variant, args.logins))
+    results = harness.run_bursts(names, args.rounds, lambda variant: run(variant, args.logins))
     for framework, baseline in (("litestar", "executor"), ("aiohttp", "pwdlib")):
         if f"{framework}-loopsafe" in results:
-            ours = median_of(results[f"{framework}-loopsafe"], "p99_ms")
-            theirs = median_of(results[f"{framework}-{baseline}"], "p99_ms")
+            ours = harness.median_of(results[f"{framework}-loopsafe"], "p99_ms")
+            theirs = harness.median_of(results[f"{framework}-{baseline}"], "p99_ms")
             print(f"{framework}: /health p99, {baseline} / loopsafe: {theirs / ours:.1f}x")
 
 
