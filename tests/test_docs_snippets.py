@@ -35,6 +35,7 @@ at Django's defaults: a few hashes per block).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -113,12 +114,25 @@ def blocks_of(kind: str) -> list[pytest.ParameterSet]:
     return [pytest.param(b, id=b.id) for b in PYTHON if b.kind == kind]
 
 
+def snippet_env(folder: Path | None = None) -> dict[str, str]:
+    """Return a child's environment: this checkout's loopsafe, ``folder`` importable.
+
+    A Django settings module another test set in this process is dropped: a
+    project's ``manage.py`` only sets its own when none is set.
+    """
+    env = child_env()
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    if folder is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(folder), env["PYTHONPATH"]])
+    return env
+
+
 def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run this interpreter with ``argv`` in ``cwd``, bounded; return what it did."""
     return subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,
-        env=child_env(),
+        env=snippet_env(cwd),
         capture_output=True,
         text=True,
         timeout=RUN_BOUND,
@@ -213,8 +227,7 @@ def test_app_serves(block: Block, tmp_path: Path):
     """An app block, saved as app.py and served on 127.0.0.1, answers its check over HTTP."""
     server, check = block.arg.split()
     (tmp_path / "app.py").write_text(block.code, encoding="utf-8")
-    env = child_env()
-    env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
+    env = snippet_env(tmp_path)
     with (
         serving(SERVERS[server], env=env, cwd=tmp_path) as (base, _),
         httpx.Client(base_url=base, timeout=60) as client,
@@ -271,9 +284,7 @@ def test_django_project_checks_clean_and_logs_in(page: str, tmp_path: Path):
         "from django.contrib.auth.models import User; User.objects.create_user('ada', '', {!r})"
     )
     manage(tmp_path, "shell", "-c", create.format(PASSWORD))
-    env = child_env()
-    env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
-    env["DJANGO_SETTINGS_MODULE"] = "mysite.settings"
+    env = {**snippet_env(tmp_path), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
     with (
         serving(uvicorn("mysite.asgi:application"), env=env, cwd=tmp_path) as (base, _),
         httpx.Client(base_url=base, timeout=60) as client,
