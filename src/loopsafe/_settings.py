@@ -173,7 +173,7 @@ class Problem:
     """One setting that cannot be used: its name, the exception class and what is wrong."""
 
     setting: str
-    kind: type[TypeError] | type[ValueError]
+    kind: type[TypeError | ValueError]
     message: str
 
 
@@ -184,17 +184,18 @@ def settings_problems(values: Mapping[str, object]) -> tuple[dict[str, object], 
     Nothing is built and no thread is started.
     """
     checked: dict[str, object] = {}
-    problems: list[Problem] = []
-    for name in values:
-        if name not in _CHECKS:
-            problems.append(Problem(name, TypeError, f"{name} is not a loopsafe setting"))
+    problems = [
+        Problem(name, TypeError, f"{name} is not a loopsafe setting")
+        for name in values
+        if name not in _CHECKS
+    ]
     for name, check in _CHECKS.items():
         if name not in values:
             continue
         try:
             checked[name] = check(values[name])
         except (TypeError, ValueError) as exc:
-            kind: type[TypeError] | type[ValueError] = (
+            kind: type[TypeError | ValueError] = (
                 TypeError if isinstance(exc, TypeError) else ValueError
             )
             problems.append(Problem(name, kind, str(exc)))
@@ -257,7 +258,7 @@ class PoolSettings:
     max_memory: int | None
     monitor_lag: bool
 
-    def __init__(  # noqa: PLR0913 - one keyword per setting is the point
+    def __init__(
         self,
         *,
         max_workers: int | None = None,
@@ -332,14 +333,18 @@ class PoolSettings:
         given = sorted(name for name, value in keywords.items() if value != _DEFAULTS[name])
         if given:
             raise TypeError(
-                f"pass settings=PoolSettings(...) or the separate keywords, not both ({', '.join(given)})"
+                "pass settings=PoolSettings(...) or the separate keywords, "
+                f"not both ({', '.join(given)})"
             )
         return settings
 
     def pool_values(
         self,
     ) -> tuple[int | None, float | None, int, int, int | None, str | None, int | None]:
-        """``(max_workers, max_queue_wait, max_pending, nice, host_limit, host_key, max_memory)``."""
+        """The values `HashPool` takes, in its order (``monitor_lag`` is not the pool's).
+
+        ``(max_workers, max_queue_wait, max_pending, nice, host_limit, host_key, max_memory)``.
+        """
         return (
             self.max_workers,
             self.max_queue_wait,
