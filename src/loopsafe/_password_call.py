@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from loopsafe._calls import bind
+
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
 else:  # pragma: no cover - exercised on 3.10 only
@@ -83,9 +85,10 @@ async def run_password_call(
         loopsafe.Overloaded: The pool refused the call; nothing ran.
         TimeoutError: ``timeout`` passed first (see `HashPool.run`).
     """
+    call = bind(fn, *args)  # its repr hides the arguments: they hold the password
+    del args  # no frame of this function keeps them in a plain local
     return await pool.run(
-        fn,
-        *args,
+        call,
         key=route.key,
         priority=route.priority,
         timeout=timeout,

@@ -115,7 +115,7 @@ def key_of(client_key: Callable[[R], object], request: R, where: str) -> Key:
 
 
 def client_password_hash(
-    password_hash: object,
+    password_hash: PasswordHash | None,
     client_key: Callable[[R], object] | None,
     request: R,
     *,
@@ -125,7 +125,8 @@ def client_password_hash(
     """The app's `PasswordHash` bound to the request's client (unbound without keys).
 
     Args:
-        password_hash: What the app keeps (its state, its app key).
+        password_hash: What the app keeps (its state, its app key); checked,
+            since an app's state can hold anything.
         client_key: ``request -> key``, or None for no keys.
         request: The framework's request.
         where: Names the ``client_key`` option in an error.

@@ -80,7 +80,7 @@ def twin(hasher: object) -> Hasher | None:
 @lru_cache(maxsize=32)
 def _twin(cls: type[Hasher], names: tuple[str, ...], costs: tuple[int, ...]) -> Hasher | None:
     try:
-        return cls(**dict(zip(names, costs, strict=True)))  # type: ignore[call-arg] # each class's own cost keywords
+        return cls(**dict(zip(names, costs, strict=True)))
     except (TypeError, ValueError):
         return None
 

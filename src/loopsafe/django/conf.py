@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULTS",
     "LoopsafeSettings",
-    "POOL_KEYS",
     "apply",
     "get_settings",
     "label",
@@ -83,7 +82,7 @@ DEFAULTS: Final[dict[str, object]] = {
 }
 
 #: The ``LOOPSAFE`` keys that are `loopsafe.PoolSettings` fields, and the field each sets.
-POOL_KEYS: Final[dict[str, str]] = {
+_POOL_KEYS: Final[dict[str, str]] = {
     "MAX_WORKERS": "max_workers",
     "MAX_QUEUE_WAIT": "max_queue_wait",
     "MAX_PENDING": "max_pending",
@@ -182,15 +181,15 @@ def problems(raw: object) -> list[tuple[str, str]]:
     client_key = values["CLIENT_KEY"]
     if client_key is not None and not isinstance(client_key, str) and not callable(client_key):
         found.append(("CLIENT_KEY", _wrong("a callable, its dotted path, or None", client_key)))
-    given = sorted(key for key in POOL_KEYS if key in raw)
+    given = sorted(key for key in _POOL_KEYS if key in raw)
     if values["POOL"] is not None:
         if not isinstance(values["POOL"], PoolSettings):
             found.append(("POOL", _wrong("a loopsafe.PoolSettings or None", values["POOL"])))
         if given:
             found.append(("POOL", f"set POOL or {', '.join(given)}, not both"))
         return found
-    pool_values = {field: values[key] for key, field in POOL_KEYS.items()}
-    fields = {field: key for key, field in POOL_KEYS.items()}
+    pool_values = {field: values[key] for key, field in _POOL_KEYS.items()}
+    fields = {field: key for key, field in _POOL_KEYS.items()}
     env = {} if pool_values["host_limit"] is not None else _env_host_limit(found)
     _, pool_problems = settings_problems({**pool_values, **env})
     found.extend((fields[problem.setting], problem.message) for problem in pool_problems)
@@ -228,11 +227,11 @@ def _parse(raw: object) -> LoopsafeSettings:
     values = {**DEFAULTS, **raw}
     pool = values["POOL"]
     if not isinstance(pool, PoolSettings):
-        pool = PoolSettings.from_env(**{field: values[key] for key, field in POOL_KEYS.items()})
+        pool = PoolSettings.from_env(**{field: values[key] for key, field in _POOL_KEYS.items()})
     return LoopsafeSettings(
         pool=pool,
         patch_auth=bool(values["PATCH_AUTH"]),
-        client_key=values["CLIENT_KEY"],  # type: ignore[arg-type] # checked by problems()
+        client_key=values["CLIENT_KEY"],
         explicit=True,
         unknown_keys=tuple(sorted(str(key) for key in raw if key not in DEFAULTS)),
     )
