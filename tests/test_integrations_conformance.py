@@ -20,7 +20,7 @@ import threading
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import httpx
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 WEB = tuple(name for name in INTEGRATIONS if name != "django")
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
@@ -78,12 +78,12 @@ class Served:
     lag: Callable[[], LoopLagMonitor | None]
 
 
-def header_key(request: Any) -> str | None:  # noqa: ANN401 - each framework's request
+def header_key(request: Any) -> str | None:
     """The client key: the ``x-client`` header (None: the shared key)."""
     return request.headers.get("x-client")
 
 
-async def _asgi_login(app: Any, password: str, client: str | None) -> Answer:  # noqa: ANN401
+async def _asgi_login(app: Any, password: str, client: str | None) -> Answer:
     headers = {} if client is None else {"x-client": client}
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
@@ -92,7 +92,7 @@ async def _asgi_login(app: Any, password: str, client: str | None) -> Answer:  #
 
 
 @asynccontextmanager
-async def asgi_lifespan(app: Any) -> AsyncIterator[None]:  # noqa: ANN401 - any ASGI app
+async def asgi_lifespan(app: Any) -> AsyncIterator[None]:
     """Run ``app``'s ASGI lifespan as a server does: startup, then shutdown at exit."""
     to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](4)
     app_outbox, from_app = anyio.create_memory_object_stream[dict[str, Any]](4)
@@ -136,7 +136,7 @@ def fastapi_app(
 
         @app.post("/login")
         async def login(
-            request: Request, ph: PasswordHash = Depends(get_password_hash)
+            request: Request, ph: Annotated[PasswordHash, Depends(get_password_hash)]
         ) -> dict[str, bool]:
             body = await request.json()
             ok, _ = await ph.averify_and_update(body["password"], stored)
@@ -147,7 +147,7 @@ def fastapi_app(
 
 def litestar_app(
     settings: PoolSettings, password_hash: PasswordHash, stored: str, *, column: bool
-) -> Any:  # noqa: ANN401 - a Litestar app
+) -> Any:
     """Litestar with LoopsafePlugin; /login through the dependency or advanced-alchemy's hasher."""
     from litestar import Litestar, Request, post
     from litestar.di import NamedDependency
@@ -228,12 +228,13 @@ async def _serve_aiohttp(
         async def post(password: str = PASSWORD, who: str | None = None) -> Answer:
             headers = {} if who is None else {"x-client": who}
             response = await client.post("/login", json={"password": password}, headers=headers)
-            return Answer(response.status, response.headers.get("Retry-After"), await response.text())
+            text = await response.text()
+            return Answer(response.status, response.headers.get("Retry-After"), text)
 
         yield Served(post, lambda: app.get(loopsafe.aiohttp.LAG_KEY))
 
 
-def build_with(integration: str, **options: Any) -> None:  # noqa: ANN401 - each one's own options
+def build_with(integration: str, **options: Any) -> None:
     """Build ``integration``'s app with these pool options (what a bad setting must stop)."""
     if integration == "starlette":
         from loopsafe.starlette import lifespan
@@ -348,7 +349,7 @@ async def check_cold_burst_refused(integration: str) -> None:
 
 
 async def check_host_limit(integration: str) -> None:
-    """With ``host_limit=1`` the app's pool never runs two hashes at once, though it has 2 workers."""
+    """With ``host_limit=1`` the app's pool runs one hash at a time, though it has 2 workers."""
     ph = pbkdf2()
     stored = ph.hash(PASSWORD)
     key = f"conformance-{uuid.uuid4().hex[:12]}"
@@ -446,9 +447,9 @@ async def check_bad_settings_fail_at_start(integration: str) -> None:
     with pytest.raises(ValueError, match="max_queue_wait") as caught:
         build_with(integration, max_queue_wait=math.inf)
     assert "inf" in str(caught.value)
-    with pytest.raises(ValueError, match="max_workers.*nice") as caught:
+    with pytest.raises(ValueError, match=r"max_workers.*nice") as caught:
         build_with(integration, max_workers=0, nice=99)
-    with pytest.raises(TypeError, match="max_queue_wait.*bool|bool.*max_queue_wait"):
+    with pytest.raises(TypeError, match=r"max_queue_wait.*bool|bool.*max_queue_wait"):
         build_with(integration, max_queue_wait=True)
     with pytest.raises(TypeError, match="PoolSettings"):
         build_with(integration, settings={"max_workers": 2})
@@ -467,7 +468,7 @@ async def check_bad_settings_fail_at_start(integration: str) -> None:
 )
 @pytest.mark.parametrize("path", ["password-hash", "raw-pool-run"])
 async def test_a_cold_pool_refuses_a_burst_without_a_start_up_call(path):
-    """A bare PasswordHash or HashPool.run on a fresh pool refuses most of a burst it cannot serve."""
+    """A bare PasswordHash or HashPool.run on a fresh pool refuses most of a burst it cannot run."""
     from loopsafe import HashPool, Overloaded
 
     ph = pbkdf2()
