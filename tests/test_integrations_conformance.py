@@ -31,6 +31,7 @@ from _conformance import GUARANTEES, INTEGRATIONS, NOT_APPLICABLE, cells
 from _keys import against_a_flood, shed_for_fair_share
 from loopsafe import Argon2Hasher, PasswordHash, PBKDF2Hasher, PoolSettings, default_pool
 from loopsafe.hashers import _base as hasher_base
+from loopsafe.starlette import get_password_hash
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -115,7 +116,7 @@ def fastapi_app(
 ) -> FastAPI:
     """FastAPI with loopsafe's lifespan; /login through get_password_hash or fastapi-users."""
     from loopsafe.fastapi_users import PasswordHelper
-    from loopsafe.starlette import EXCEPTION_HANDLERS, get_password_hash, lifespan, request_key
+    from loopsafe.starlette import EXCEPTION_HANDLERS, lifespan, request_key
 
     app = FastAPI(
         lifespan=lifespan(password_hash=password_hash, client_key=header_key, settings=settings),
