@@ -9,7 +9,7 @@ sets its bounds in place, for example from Django settings or a Starlette lifesp
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loopsafe._host import default_host_key
 from loopsafe._pool import HashPool
@@ -100,20 +100,18 @@ def configure(
             a separate keyword are given (every problem is listed).
         ValueError: If a bound is out of range (every problem is listed).
     """
-    keywords: dict[str, Any] = {
-        "max_workers": max_workers,
-        "max_queue_wait": max_queue_wait,
-        "max_pending": max_pending,
-        "nice": nice,
-        "host_limit": host_limit,
-        "host_key": host_key,
-        "max_memory": max_memory,
-    }
     # Check everything before changing anything; no pool is built for it.
-    if settings is None:
-        settings = PoolSettings.from_env(**keywords)
-    else:
-        settings = PoolSettings.merge(settings, **keywords)
+    settings = PoolSettings.merge(
+        settings,
+        from_env=True,
+        max_workers=max_workers,
+        max_queue_wait=max_queue_wait,
+        max_pending=max_pending,
+        nice=nice,
+        host_limit=host_limit,
+        host_key=host_key,
+        max_memory=max_memory,
+    )
     return _apply(settings, executor)
 
 

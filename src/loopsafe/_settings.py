@@ -312,12 +312,20 @@ class PoolSettings:
         return cls(**settings)
 
     @classmethod
-    def merge(cls, settings: object, **keywords: Any) -> PoolSettings:  # noqa: ANN401 - each setting's own type
+    def merge(
+        cls,
+        settings: object,
+        *,
+        from_env: bool = False,
+        **keywords: Any,  # noqa: ANN401 - each setting's own type
+    ) -> PoolSettings:
         """Return ``settings``, or one built from ``keywords``; refuse both at once.
 
         For callers that keep their separate keyword arguments (`HashPool`,
         `configure`, the integrations) next to ``settings=``: a keyword that
         differs from its default beside a ``settings`` value is a mistake.
+        ``from_env`` builds the keywords' value with `from_env` (what the
+        default pool and the integrations do), else with the constructor.
 
         Raises:
             TypeError: Both were given, ``settings`` is not a `PoolSettings`,
@@ -325,7 +333,7 @@ class PoolSettings:
             ValueError: A keyword is out of range (every problem is listed).
         """
         if settings is None:
-            return cls(**keywords)
+            return cls.from_env(**keywords) if from_env else cls(**keywords)
         if not isinstance(settings, PoolSettings):
             raise TypeError(
                 f"settings must be a loopsafe PoolSettings, not {type(settings).__name__}"

@@ -205,12 +205,8 @@ class AppOptions:
                 f"not {type(password_hash).__name__}"
             )
         check_client_key_option(client_key, f"{where}(client_key=...)")
-        if settings is None:
-            pool_settings = PoolSettings.from_env(**keywords)
-        else:
-            pool_settings = PoolSettings.merge(settings, **keywords)
         return cls(
-            settings=pool_settings,
+            settings=PoolSettings.merge(settings, from_env=True, **keywords),
             executor=executor,
             password_hash=password_hash
             if password_hash is not None
