@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from loopsafe._host import default_host_key
 from loopsafe._pool import HashPool
+from loopsafe._runtime_dir import default_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,

@@ -31,7 +31,8 @@ from loopsafe._admission import _Admission
 from loopsafe._budget import Budget
 from loopsafe._calls import _CANCELLED, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
 from loopsafe._fair import FairQueue, Key, check_key, check_priority
-from loopsafe._host import HostSlots, check_host_key
+from loopsafe._host import HostSlots
+from loopsafe._runtime_dir import check_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,

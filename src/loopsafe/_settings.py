@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from loopsafe._host import check_host_key
 from loopsafe._limits import usable_cpus
+from loopsafe._runtime_dir import check_host_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
