@@ -69,12 +69,18 @@ def twin(hasher: object) -> Hasher | None:
     cls = _TWINS.get(str(getattr(hasher, "algorithm", "")))
     if cls is None:
         return None
-    names = tuple(sorted(cls().params))
+    names = _cost_names(cls)
     try:
         costs = tuple(int(getattr(hasher, name)) for name in names)
     except (AttributeError, TypeError, ValueError):
         return None
     return _twin(cls, names, costs)
+
+
+@lru_cache(maxsize=16)
+def _cost_names(cls: type[Hasher]) -> tuple[str, ...]:
+    """The cost attributes a loopsafe hasher class shares with Django's (``iterations``...)."""
+    return tuple(sorted(cls().params))
 
 
 @lru_cache(maxsize=32)
