@@ -159,6 +159,11 @@ def burst(url: str, *, django: bool) -> dict[str, int]:
     return counts
 
 
+def label(src: Path) -> str:
+    """A checkout's name for the table: the folder holding its ``src`` (``main``...)."""
+    return src.parent.name or str(src)
+
+
 def run_one(app: str, src: Path, stored: str) -> dict[str, int]:
     """One fresh server of ``app`` with the loopsafe in ``src``, one burst."""
     serving = django_server(src) if app == "django" else web_server(app, env_for(src), stored)
@@ -185,8 +190,8 @@ def main() -> None:
         for app in order:
             for src in sources if round_ % 2 == 0 else list(reversed(sources)):
                 counts = run_one(app, src, stored)
-                rows.setdefault((app, str(src)), []).append(counts)
-                print(f"round {round_ + 1} {app:14} {src}: {counts}", flush=True)
+                rows.setdefault((app, label(src)), []).append(counts)
+                print(f"round {round_ + 1} {app:14} {label(src)}: {counts}", flush=True)
     load = os.getloadavg()
     print(
         f"\n{LOGINS} logins at once, {CLIENT_TIMEOUT:g} s client timeout, PBKDF2 "
@@ -194,7 +199,7 @@ def main() -> None:
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} "
         f"UTC, {args.rounds} round(s), medians, {time.monotonic() - started:.0f} s"
     )
-    print(f"{'app':14} {'loopsafe':40} {'answered':>8} {'refused':>8} {'timed out':>9}")
+    print(f"{'app':14} {'loopsafe':20} {'answered':>8} {'refused':>8} {'timed out':>9}")
     summary = []
     for (app, src), runs in rows.items():
         medians = {
@@ -203,7 +208,7 @@ def main() -> None:
         }
         summary.append({"app": app, "src": src, "runs": runs, **medians})
         print(
-            f"{app:14} {src[-40:]:40} {medians['answered']:8g} {medians['refused']:8g} "
+            f"{app:14} {src:20} {medians['answered']:8g} {medians['refused']:8g} "
             f"{medians['timed_out']:9g}"
             + (f"  other {medians['other']:g}" if medians["other"] else "")
         )
