@@ -273,3 +273,35 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> 
 def pbkdf2(iterations: int, password: bytes = b"correct horse") -> str:
     """A real CPU-bound hash (hashlib releases the GIL while it runs)."""
     return hashlib.pbkdf2_hmac("sha256", password, b"salt" * 4, iterations).hex()
+
+
+async def end_every_way(pool: HashPool, during: Callable[[], object]) -> object:
+    """Drive a one-worker pool (max_pending=1) through every ending; return ``during()``.
+
+    One call completes, one fails, one is cancelled and one expires while
+    queued, one is refused at the door; ``during()`` runs while one call runs
+    and one waits.
+    """
+    import anyio
+    import pytest
+
+    from loopsafe import Overloaded
+
+    await pool.run(time.sleep, 0.001)
+    with pytest.raises(ZeroDivisionError):
+        await pool.run(divmod, 1, 0)
+    gate = Gate()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run, gate)
+        await anyio.to_thread.run_sync(gate.started.wait, 10)
+        with anyio.move_on_after(0.02):
+            await pool.run(int)  # queued, then cancelled
+        with pytest.raises(TimeoutError):
+            await pool.run(int, timeout=0.02)  # queued, then expired
+        tg.start_soon(pool.run, int)
+        await wait_until(lambda: pool.statistics().queued == 1)
+        with pytest.raises(Overloaded):
+            await pool.run(int)
+        seen = during()
+        gate.release.set()
+    return seen
