@@ -6,6 +6,7 @@ Nothing here is a fixture: plain functions, so a test reads top to bottom.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -193,6 +194,19 @@ def iter_exception_chain(
         stack.extend(getattr(current, "exceptions", ()))
 
 
+def load_benchmark(name: str) -> Any:
+    """Import ``benchmarks/<name>.py`` (not a package) as ``loopsafe_bench_<name>``."""
+    spec = importlib.util.spec_from_file_location(
+        f"loopsafe_bench_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
 def report(text: str) -> None:
     """Print a figure a test measured (shown with ``pytest -s`` or ``-rP``)."""
     sys.stdout.write(text + "\n")
@@ -259,3 +273,35 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> 
 def pbkdf2(iterations: int, password: bytes = b"correct horse") -> str:
     """A real CPU-bound hash (hashlib releases the GIL while it runs)."""
     return hashlib.pbkdf2_hmac("sha256", password, b"salt" * 4, iterations).hex()
+
+
+async def end_every_way(pool: HashPool, during: Callable[[], object]) -> object:
+    """Drive a one-worker pool (max_pending=1) through every ending; return ``during()``.
+
+    One call completes, one fails, one is cancelled and one expires while
+    queued, one is refused at the door; ``during()`` runs while one call runs
+    and one waits.
+    """
+    import anyio
+    import pytest
+
+    from loopsafe import Overloaded
+
+    await pool.run(time.sleep, 0.001)
+    with pytest.raises(ZeroDivisionError):
+        await pool.run(divmod, 1, 0)
+    gate = Gate()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run, gate)
+        await anyio.to_thread.run_sync(gate.started.wait, 10)
+        with anyio.move_on_after(0.02):
+            await pool.run(int)  # queued, then cancelled
+        with pytest.raises(TimeoutError):
+            await pool.run(int, timeout=0.02)  # queued, then expired
+        tg.start_soon(pool.run, int)
+        await wait_until(lambda: pool.statistics().queued == 1)
+        with pytest.raises(Overloaded):
+            await pool.run(int)
+        seen = during()
+        gate.release.set()
+    return seen

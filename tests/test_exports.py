@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "loopsafe.litestar",
     "loopsafe.aiohttp",
     "loopsafe.advanced_alchemy",
+    "loopsafe.opentelemetry",
 ]
 
 

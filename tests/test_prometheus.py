@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import loopsafe
-from _support import Gate, run_child, wait_until
-from loopsafe import HashPool, LoopLagMonitor, Overloaded, PasswordHash, profiles
+from _support import Gate, end_every_way, run_child, wait_until
+from loopsafe import HashPool, LoopLagMonitor, PasswordHash, profiles
 from loopsafe._statistics import REFUSAL_REASONS
 from loopsafe.prometheus import LoopsafeCollector, register, starlette_route
 
@@ -46,23 +46,7 @@ class TestCollector:
         pool = HashPool(1, max_pending=1, max_queue_wait=None, name="exported")
         registry = CollectorRegistry()
         register({"auth": pool}, registry=registry)
-        await pool.run(time.sleep, 0.001)
-        with pytest.raises(ZeroDivisionError):
-            await pool.run(divmod, 1, 0)
-        gate = Gate()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pool.run, gate)
-            await anyio.to_thread.run_sync(gate.started.wait, 10)
-            with anyio.move_on_after(0.02):
-                await pool.run(int)  # queued, then cancelled
-            with pytest.raises(TimeoutError):
-                await pool.run(int, timeout=0.02)  # queued, then expired
-            tg.start_soon(pool.run, int)
-            await wait_until(lambda: pool.statistics().queued == 1)
-            with pytest.raises(Overloaded):
-                await pool.run(int)
-            during = scrape(registry)
-            gate.release.set()
+        during = await end_every_way(pool, lambda: scrape(registry))
         stats = pool.statistics()
         after = scrape(registry)
         assert value(during, "loopsafe_running", "auth") == 1
@@ -158,7 +142,7 @@ class TestCollector:
         collector.close()
         await pool.run(int)
         await anyio.sleep(0.05)
-        buckets, _ = collector._tracked["p"].histogram.buckets()
+        buckets, _ = collector._histograms["p"].buckets()
         assert buckets[-1] == ("+Inf", 1.0)
         pool.close()
 

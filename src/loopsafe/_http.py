@@ -16,7 +16,6 @@ __all__ = [
     "SHUTTING_DOWN_DETAIL",
     "THROTTLED_DETAIL",
     "retry_after_seconds",
-    "throttled_answer",
 ]
 
 #: The ``detail`` of the JSON body answering `Overloaded`.
@@ -25,12 +24,6 @@ OVERLOADED_DETAIL: Final = "Password hashing is busy; retry later."
 THROTTLED_DETAIL: Final = "Too many login attempts; retry later."
 #: The ``detail`` of the JSON body answering `PoolClosed`.
 SHUTTING_DOWN_DETAIL: Final = "The server is shutting down."
-
-
-def throttled_answer(retry_after: float) -> tuple[dict[str, object], dict[str, str]]:
-    """The JSON body and headers of the 429 answering `loopsafe.Throttled`."""
-    seconds = retry_after_seconds(retry_after)
-    return {"detail": THROTTLED_DETAIL, "retry_after": seconds}, {"Retry-After": str(seconds)}
 
 
 def retry_after_seconds(retry_after: float) -> int:

@@ -31,11 +31,13 @@ from loopsafe._admission import _Admission
 from loopsafe._budget import Budget
 from loopsafe._calls import _CANCELLED, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
 from loopsafe._fair import FairQueue, Key, check_key, check_priority
-from loopsafe._host import HostSlots, check_host_key
+from loopsafe._host import HostSlots
+from loopsafe._runtime_dir import check_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_NICE,
+    PoolSettings,
     _checked_host_limit,
     _checked_max_memory,
     _checked_nice,
@@ -124,9 +126,13 @@ class HashPool(_Admission, _WorkerLoop):
             (`loopsafe._limits.hashing_memory_budget`), else no bound beyond
             ``max_workers`` (and ``host_limit``).
         name: Shown in thread names and repr.
+        settings: Every setting above as one `PoolSettings` value, in place
+            of the separate keywords (giving both is a `TypeError`).
 
     Raises:
-        ValueError: If a bound is not positive, or ``nice`` is outside 0-19.
+        TypeError: If a setting has the wrong type (every problem is listed).
+        ValueError: If a bound is not positive or not finite, or ``nice`` is
+            outside 0-19 (every problem is listed).
         loopsafe.exceptions.HostBudgetUnavailable: ``host_limit`` was given
             but the host budget's files cannot be made (never a silent loss
             of the bound).
@@ -144,8 +150,22 @@ class HashPool(_Admission, _WorkerLoop):
         host_key: str | None = None,
         max_memory: int | None = None,
         name: str = "loopsafe",
+        settings: PoolSettings | None = None,
     ) -> None:
         """Create a pool; its threads start lazily on first use."""
+        settings = PoolSettings.merge(
+            settings,
+            max_workers=max_workers,
+            max_queue_wait=max_queue_wait,
+            max_pending=max_pending,
+            nice=nice,
+            host_limit=host_limit,
+            host_key=host_key,
+            max_memory=max_memory,
+        )
+        max_workers, max_queue_wait, max_pending, nice, host_limit, host_key, max_memory = (
+            settings.pool_values()
+        )
         self._max_workers = _checked_workers(max_workers)
         self._follows_limits = False
         self._max_queue_wait = _checked_queue_wait(max_queue_wait)

@@ -6,17 +6,20 @@ deadline has already made it hopeless, wait for the call's host slot and
 memory (`loopsafe._budget`), check once more that it can still finish in time,
 run it in the caller's context, give the budget back, account for it and
 answer the caller. A call whose caller left is never started; one that was
-running finishes and its result is dropped.
+running finishes and its result is dropped. A call that raises `MemoryError`
+(its memory could not be had) is answered `Overloaded` (``reason="memory"``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from loopsafe._calls import _CANCELLED, _DONE, _EXPIRED, _RUNNING, _Call, _Hidden
 from loopsafe._threads import become_worker
+from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from loopsafe._fair import FairQueue
 
 __all__: list[str] = []
+
+_log = logging.getLogger("loopsafe.pool")
 
 
 class _WorkerLoop:
@@ -151,18 +156,7 @@ class _WorkerLoop:
         arguments stay in ``taken`` (hidden repr) and are gone before the answer.
         """
         start = time.perf_counter()
-        ok = True
-        value: object
-        try:
-            if self._executor is not None:
-                value = self._executor.submit(call.fn, *taken.values).result()
-            elif call.context is not None:
-                value = call.context.run(call.fn, *taken.values)
-            else:  # pragma: no cover - a call without a context has an executor
-                value = call.fn(*taken.values)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
-            ok = False
-            value = exc
+        ok, value = self._invoke(call, taken)
         elapsed = time.perf_counter() - start
         # Drop references to the arguments (passwords) before anyone is answered.
         taken.values = call.args.values = ()
@@ -193,6 +187,43 @@ class _WorkerLoop:
         if state == _RUNNING:
             call.deliver(ok, value)
         del value
+
+    def _invoke(self, call: _Call[Any], taken: _Hidden) -> tuple[bool, object]:
+        """Run the callable: (True, its value) or (False, the exception for its caller)."""
+        try:
+            if self._executor is not None:
+                return True, self._executor.submit(call.fn, *taken.values).result()
+            if call.context is not None:
+                return True, call.context.run(call.fn, *taken.values)
+            return True, call.fn(
+                *taken.values
+            )  # pragma: no cover - a call without a context has an executor
+        except MemoryError:
+            # The kernel (or Python) refused the hash its memory: a full machine or
+            # container, not a wrong password or a bug. Overloaded, like a full queue.
+            return False, self._memory_refused(call)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            return False, exc
+
+    def _memory_refused(self, call: _Call[Any]) -> Overloaded:
+        """The answer to a call whose hash could not get its memory; logged in one line.
+
+        The worker lives on, its slot and memory go back as after any call, and
+        the caller hears `Overloaded` (a 503 with ``Retry-After`` in the
+        integrations), retrying after about one service time: the memory the
+        running hashes hold is free by then.
+        """
+        retry_after = self._budget.service() or 1.0
+        with self._cond:
+            queued = len(self._queue)
+        _log.warning(
+            "a hash could not get its memory (%d bytes declared, %d calls queued): "
+            "answered Overloaded, retry after %.2fs",
+            call.memory,
+            queued,
+            retry_after,
+        )
+        return Overloaded(retry_after, estimated_wait=0.0, queued=queued, reason="memory")
 
 
 #: The "slot" of a call that needed no budget at all (`Budget.take` never returns it).

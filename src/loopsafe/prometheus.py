@@ -53,9 +53,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import os
 import threading
+import time
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 try:
@@ -72,8 +74,11 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "loopsafe.prometheus needs prometheus_client: pip install 'loopsafe[prometheus]'"
     ) from exc
 
-from loopsafe._default import default_pool
+from loopsafe._host_figures import HostFigures, merge
 from loopsafe._limits import container_limits
+from loopsafe._observed import ObservedPool
+from loopsafe._prometheus_multiprocess import MultiProcessValues
+from loopsafe._statistics import REFUSAL_REASONS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -82,6 +87,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.routing import Route
 
+    from loopsafe._host_figures import Figures
     from loopsafe._lag import LoopLagMonitor
     from loopsafe._limits import ContainerLimits
     from loopsafe._pool import HashPool
@@ -146,6 +152,10 @@ _LAG: Final = (
 )
 #: Listener events whose seconds are a service time (the call ran).
 _RAN: Final = frozenset({"completed", "failed", "abandoned"})
+#: Gauges that add up over a server's processes (the others take the worst process's).
+_SUMMED: Final = ("max_workers", "threads", "running", "queued", "active_keys")
+#: Seconds between two readings of the lag monitor's window.
+_LAG_REFRESH: Final = 0.5
 
 
 class _Histogram:
@@ -163,32 +173,28 @@ class _Histogram:
             self._counts[index] += 1
             self._sum += seconds
 
-    def buckets(self) -> tuple[list[tuple[str, float]], float]:
+    def counts(self) -> tuple[list[float], float]:
+        """Each bucket's own count (the last is +Inf's) and the sum of the seconds."""
         with self._lock:
-            counts, total = list(self._counts), self._sum
-        cumulative = 0
-        out = []
-        for bound, count in zip((*self.bounds, math.inf), counts, strict=True):
-            cumulative += count
-            out.append(("+Inf" if bound == math.inf else repr(float(bound)), float(cumulative)))
-        return out, total
+            return [float(count) for count in self._counts], self._sum
 
-
-@dataclass
-class _Tracked:
-    """One labelled pool: fixed, or None for the default pool (looked up at each scrape)."""
-
-    fixed: HashPool | None
-    histogram: _Histogram
-    attached: HashPool | None = None
-    detach: Callable[[], None] | None = None
-    #: Counters of pools this entry followed before (the default pool was replaced),
-    #: so that the exported counters never go down.
-    carried: dict[str, int] = field(default_factory=dict)
+    def buckets(self) -> tuple[list[tuple[str, float]], float]:
+        counts, total = self.counts()
+        return _cumulative(self.bounds, counts), total
 
 
 class LoopsafeCollector(Collector):
-    """A prometheus_client collector for loopsafe pools and the loop's lag.
+    """A prometheus_client collector for loopsafe pools and the loop's lag, host-wide.
+
+    Under ``gunicorn -w N`` or ``uvicorn --workers N`` a scrape reaches one
+    worker; whichever it is, the figures describe the host: counters and the
+    histogram sum every worker's, live or exited; gauges sum (or, for the
+    loop lag and the estimated wait, take the worst of) the live workers'.
+    Each worker publishes its figures in a file of loopsafe's runtime
+    directory (`loopsafe._host_figures`). When ``PROMETHEUS_MULTIPROC_DIR``
+    is set, the figures go to prometheus_client's multi-process files
+    instead, for its ``MultiProcessCollector`` to sum, and this collector
+    yields nothing itself.
 
     When the default pool is replaced, its counters carry on from the old
     pool's (they never go down); the histogram's listener moves to the new
@@ -202,6 +208,10 @@ class LoopsafeCollector(Collector):
         lag: A running `LoopLagMonitor` (``keep_all=False`` for a server) whose
             recent window is exported; None exports no lag.
         buckets: Upper bounds of the service-time histogram, in seconds.
+        host_wide: Sum the figures of the server's other processes (default);
+            False exports this process's own.
+        host_key: The key the server's processes share (default: one per
+            server, see `loopsafe._host_figures.default_metrics_key`).
 
     Raises:
         ValueError: If a pool name is empty, or ``buckets`` are not increasing.
@@ -213,8 +223,10 @@ class LoopsafeCollector(Collector):
         *,
         lag: LoopLagMonitor | None = None,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
+        host_wide: bool = True,
+        host_key: str | None = None,
     ) -> None:
-        """Attach a listener to each pool to feed the histogram."""
+        """Attach a listener to each pool to feed the histogram and the shared figures."""
         if pools is None:
             pools = {"default": None}
         if not isinstance(pools, Mapping):
@@ -222,73 +234,143 @@ class LoopsafeCollector(Collector):
         bounds = tuple(float(b) for b in buckets)
         if not bounds or any(b <= a for a, b in itertools.pairwise(bounds)) or bounds[0] <= 0:
             raise ValueError("buckets must be positive and strictly increasing")
-        self._lock = threading.Lock()
-        self._tracked: dict[str, _Tracked] = {}
-        for name, pool in pools.items():
+        for name in pools:
             if not name:
                 raise ValueError("a pool's label value must be a non-empty string")
-            self._tracked[name] = _Tracked(pool, _Histogram(bounds))
         self.lag = lag
-        for tracked in self._tracked.values():
-            self._follow(tracked)
+        self._lag_cache: tuple[float, dict[str, float]] = (-1.0, {})
+        self._multiprocess = (
+            MultiProcessValues(bounds, _multiprocess_docs(), _COUNTERS)
+            if _multiprocess_directory()
+            else None
+        )
+        sink = self._multiprocess.update if self._multiprocess is not None else None
+        self._figures = (
+            HostFigures(self._snapshot, host_key, sink=sink)
+            if host_wide or sink is not None
+            else None
+        )
+        self._histograms = {name: _Histogram(bounds) for name in pools}
+        self._observed = {
+            name: ObservedPool(pool, self._listener(name)) for name, pool in pools.items()
+        }
+        _collectors.add(self)
+
+    def _listener(self, name: str) -> Callable[[str, float], None]:
+        histogram = self._histograms[name]
+        multiprocess = self._multiprocess
+
+        def listen(event: str, seconds: float) -> None:
+            if event in _RAN:
+                histogram.observe(seconds)
+                if multiprocess is not None:
+                    multiprocess.observe(name, seconds)
+            if self._figures is not None:
+                self._figures.poke()
+
+        return listen
 
     def close(self) -> None:
-        """Remove this collector's listeners from the pools (unregister it first)."""
-        with self._lock:
-            for tracked in self._tracked.values():
-                if tracked.detach is not None:
-                    tracked.detach()
-                tracked.attached = tracked.detach = None
+        """Remove this collector's listeners and its published figures (unregister it first)."""
+        for observed in self._observed.values():
+            observed.close()
+        if self._figures is not None:
+            self._figures.close()
+        _collectors.discard(self)
 
-    def _follow(self, tracked: _Tracked) -> HashPool:
-        """Return the entry's pool now, moving the listener if the default pool changed."""
-        pool = tracked.fixed if tracked.fixed is not None else default_pool()
-        with self._lock:
-            if pool is tracked.attached:
-                return pool
-            if tracked.attached is not None:
-                old = tracked.attached.statistics()
-                for key, _ in _COUNTERS:
-                    tracked.carried[key] = tracked.carried.get(key, 0) + getattr(old, key)
-                for reason, count in old.refusals.items():
-                    carried = f"refused:{reason}"
-                    tracked.carried[carried] = tracked.carried.get(carried, 0) + count
-            if tracked.detach is not None:
-                tracked.detach()
-            histogram = tracked.histogram
+    def _lag_figures(self) -> dict[str, float]:
+        """The lag monitor's recent window, read at most twice a second (it sorts the window)."""
+        if self.lag is None:
+            return {}
+        when, cached = self._lag_cache
+        now = time.monotonic()
+        if now - when >= _LAG_REFRESH:
+            recent = self.lag.recent()
+            cached = {f"lag_{stat}": getattr(recent, stat) for stat, _ in _LAG}
+            self._lag_cache = (now, cached)
+        return cached
 
-            def listen(event: str, seconds: float) -> None:
-                if event in _RAN:
-                    histogram.observe(seconds)
+    def _snapshot(self) -> Figures:
+        """This process's figures (see `loopsafe._host_figures`)."""
+        pools = {}
+        for name, observed in self._observed.items():
+            stats, counts = observed.read()
+            summed = {key: float(getattr(stats, key)) for key in _SUMMED}
+            worst = {"estimated_wait": stats.estimated_wait}
+            host = {"host_held": float(stats.host_held), "memory_in_use": stats.memory_in_use}
+            if stats.host_limit is None:
+                summed.update(host)  # this process's own running calls and memory
+            else:
+                worst.update(host, host_limit=float(stats.host_limit))  # host-wide already
+            buckets, total = self._histograms[name].counts()
+            pools[name] = {"c": counts, "s": summed, "m": worst, "hist": [*buckets, total]}
+        return {"pools": pools, "m": self._lag_figures()}
 
-            tracked.detach = pool.add_listener(listen)
-            tracked.attached = pool
-        return pool
+    def refresh(self) -> None:
+        """Publish this process's figures now (the exposition helpers do it before a scrape)."""
+        if self._figures is not None:
+            self._figures.publish()
 
     def describe(self) -> Iterator[Metric]:
         """Name every metric without reading any pool (for the registry's duplicate check)."""
-        yield from _Families(lag=self.lag is not None).all()
+        if self._multiprocess is None:
+            yield from _Families(lag=self.lag is not None).all()
 
     def collect(self) -> Iterator[Metric]:
-        """Read every pool's statistics and the lag monitor; one sample per pool and metric."""
+        """Every pool's figures (host-wide unless ``host_wide=False``) and the lag, one scrape."""
+        if self._multiprocess is not None:
+            self.refresh()  # MultiProcessCollector reads them from prometheus_client's files
+            return
+        if self._figures is not None:
+            figures = self._figures.host()
+        else:
+            figures = merge(self._snapshot(), [], {})
         families = _Families(lag=self.lag is not None)
-        for name, tracked in self._tracked.items():
-            stats = self._follow(tracked).statistics()
+        for name, pool in figures["pools"].items():
+            values = {**pool["s"], **pool["m"]}
             for attribute, gauge in families.gauges.items():
-                gauge.add_metric([name], float(getattr(stats, attribute)))
+                gauge.add_metric([name], values.get(attribute, 0.0))
+            if "host_limit" in values:
+                families.host_limit.add_metric([name], values["host_limit"])
+            counts = pool["c"]
             for key, counter in families.counters.items():
-                counter.add_metric([name], float(getattr(stats, key) + tracked.carried.get(key, 0)))
-            for reason, count in stats.refusals.items():
-                carried = tracked.carried.get(f"refused:{reason}", 0)
-                families.refused.add_metric([name, reason], float(count + carried))
-            buckets, total = tracked.histogram.buckets()
-            families.service.add_metric([name], buckets, total)
-        if self.lag is not None:
-            recent = self.lag.recent()
-            for stat, gauge in families.lag.items():
-                gauge.add_metric([], getattr(recent, stat))
+                counter.add_metric([name], counts.get(key, 0.0))
+            for reason in REFUSAL_REASONS:
+                families.refused.add_metric([name, reason], counts.get(f"refused:{reason}", 0.0))
+            hist = pool["hist"] or [0.0] * (len(self._histograms[name].bounds) + 2)
+            families.service.add_metric(
+                [name], _cumulative(self._histograms[name].bounds, hist[:-1]), hist[-1]
+            )
+        for stat, gauge in families.lag.items():
+            gauge.add_metric([], figures["m"].get(f"lag_{stat}", 0.0))
         families.add_limits(container_limits())  # cached: no file is read here
         yield from families.all()
+
+
+#: Collectors alive in this process: the exposition helpers refresh them before a scrape.
+_collectors: weakref.WeakSet[LoopsafeCollector] = weakref.WeakSet()
+
+
+def _multiprocess_directory() -> str | None:
+    """Return ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multi-process mode), or None."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _multiprocess_docs() -> dict[str, tuple[str, str]]:
+    """Statistic -> (metric name after ``loopsafe_``, help) for every gauge."""
+    docs = {attribute: (metric, doc) for attribute, metric, doc in _GAUGES}
+    docs["host_limit"] = ("host_limit", "Hashes that may run at once on the host.")
+    docs.update({f"lag_{stat}": (f"loop_lag_{stat}_seconds", doc) for stat, doc in _LAG})
+    return docs
+
+
+def _cumulative(bounds: Sequence[float], counts: Sequence[float]) -> list[tuple[str, float]]:
+    cumulative = 0.0
+    out = []
+    for bound, count in zip((*bounds, math.inf), counts, strict=True):
+        cumulative += count
+        out.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
+    return out
 
 
 class _Families:
@@ -304,6 +386,11 @@ class _Families:
             key: CounterMetricFamily(f"loopsafe_{key}", doc, labels=labels)
             for key, doc in _COUNTERS
         }
+        self.host_limit = GaugeMetricFamily(
+            "loopsafe_host_limit",
+            "Hashes that may run at once on the host (pools with a host budget only).",
+            labels=labels,
+        )
         self.refused = CounterMetricFamily(
             "loopsafe_refused",
             "Calls refused with Overloaded (at the door or shed from the queue), by reason.",
@@ -349,6 +436,7 @@ class _Families:
     def all(self) -> list[Metric]:
         return [
             *self.gauges.values(),
+            self.host_limit,
             *self.counters.values(),
             self.refused,
             self.service,
@@ -365,18 +453,35 @@ def register(
     lag: LoopLagMonitor | None = None,
     registry: CollectorRegistry | None = None,
     buckets: Sequence[float] = DEFAULT_BUCKETS,
+    host_wide: bool = True,
+    host_key: str | None = None,
 ) -> LoopsafeCollector:
     """Create a `LoopsafeCollector` and register it (default: prometheus_client's ``REGISTRY``).
+
+    In prometheus_client's multi-process mode (``PROMETHEUS_MULTIPROC_DIR``)
+    the collector feeds its files; serve them with `starlette_route` or
+    `django_view` without a registry (or with prometheus_client's
+    ``MultiProcessCollector`` in a registry of your own).
 
     Returns:
         The collector: ``registry.unregister(collector); collector.close()`` undoes it.
     """
-    collector = LoopsafeCollector(pools, lag=lag, buckets=buckets)
+    collector = LoopsafeCollector(
+        pools, lag=lag, buckets=buckets, host_wide=host_wide, host_key=host_key
+    )
     (REGISTRY if registry is None else registry).register(collector)
     return collector
 
 
 def _render(registry: CollectorRegistry | None, accept: str | None) -> tuple[bytes, str]:
+    """Encode ``registry``; in multi-process mode (and no registry given), every process's."""
+    if registry is None and _multiprocess_directory():
+        from prometheus_client import multiprocess
+
+        for collector in list(_collectors):
+            collector.refresh()  # this process's figures are up to date when it answers
+        registry = CollectorRegistry()  # prometheus_client's documented pattern: one per scrape
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     encoder, content_type = choose_encoder(accept or "")
     return encoder(REGISTRY if registry is None else registry), content_type
 

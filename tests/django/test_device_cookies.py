@@ -53,3 +53,16 @@ async def test_short_secret_key_never_breaks_a_login(make_user):
         client.cookies["loopsafe_device"] = "v1.0.x.y"
         response = await client.post("/login/", {"username": "lee", "password": "lee-pw"})
     assert response.status_code == 200
+
+
+def test_a_password_calls_route_carries_the_logins_priority():
+    """route(None) passes the login's key and priority to the pool; a given key runs at 0."""
+    from loopsafe.django._client import using_key
+    from loopsafe.django._route import route
+
+    with using_key("device-key", TRUSTED_PRIORITY):
+        current = route(None)
+        given = route("other-key")
+    assert (current.key, current.priority) == ("device-key", TRUSTED_PRIORITY)
+    assert (given.key, given.priority) == ("other-key", 0)
+    assert route(None).priority == 0

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
 
-from loopsafe._http import retry_after_seconds
+from loopsafe._web import refusal
 from loopsafe.django._client import client_key, using_key
 from loopsafe.exceptions import Overloaded, Throttled
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
+
+    from loopsafe._web import Refusal
 
 __all__ = ["OverloadMiddleware"]
 
@@ -100,13 +102,9 @@ class OverloadMiddleware:
 
     def throttled_response(self, exc: Throttled) -> HttpResponse:
         """Return the 429 answering `loopsafe.throttle`'s refusal, with ``Retry-After``."""
-        response = HttpResponse(
-            "Too many login attempts; please retry later.\n",
-            status=429,
-            content_type="text/plain; charset=utf-8",
-        )
-        response["Retry-After"] = exc.retry_after_header
-        return response
+        answer = refusal(exc)
+        assert answer is not None  # noqa: S101 - refusal() answers every Throttled
+        return _plain_text(answer, "Too many login attempts; please retry later.\n")
 
     def overloaded_response(self, request: HttpRequest, exc: Overloaded) -> HttpResponse:
         """Return the 503 response: plain text, ``Retry-After`` in whole seconds (at least 1).
@@ -115,7 +113,9 @@ class OverloadMiddleware:
             request: The request that was refused.
             exc: The refusal, with ``retry_after``, ``estimated_wait`` and ``queued``.
         """
-        retry_after = retry_after_seconds(exc.retry_after)
+        answer = refusal(exc)
+        assert answer is not None  # noqa: S101 - refusal() answers every Overloaded
+        retry_after = int(answer.headers["Retry-After"])
         _log.warning(
             "password hashing overloaded (%s): answered 503 to %s %s (%d queued, estimated "
             "wait %.2fs, Retry-After %ds)",
@@ -126,10 +126,12 @@ class OverloadMiddleware:
             exc.estimated_wait,
             retry_after,
         )
-        response = HttpResponse(
-            "The server is busy checking passwords; please retry shortly.\n",
-            status=503,
-            content_type="text/plain; charset=utf-8",
-        )
-        response["Retry-After"] = str(retry_after)
-        return response
+        return _plain_text(answer, "The server is busy checking passwords; please retry shortly.\n")
+
+
+def _plain_text(answer: Refusal, text: str) -> HttpResponse:
+    """``answer``'s status and headers (`loopsafe._web.refusal`) with a plain-text body."""
+    response = HttpResponse(text, status=answer.status, content_type="text/plain; charset=utf-8")
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response

@@ -82,3 +82,11 @@ class PriorityRecordingPBKDF2PasswordHasher(TestPBKDF2PasswordHasher):
 
         type(self).seen.append(current_priority())
         return super().encode(password, salt, iterations)
+
+
+class MemoryArgon2PasswordHasher(Argon2PasswordHasher):
+    """Django's stock Argon2 at 4 MiB and one lane: a hash whose memory the pool must count."""
+
+    time_cost = 4
+    memory_cost = 4096
+    parallelism = 1
