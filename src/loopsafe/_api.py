@@ -13,7 +13,7 @@ import copy
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from loopsafe import profiles
+from loopsafe import _waiting, profiles
 from loopsafe._default import default_pool
 from loopsafe._fair import check_key, check_priority
 from loopsafe.exceptions import HasherNotAvailable
@@ -233,21 +233,27 @@ class PasswordHash:
         return False
 
     def estimate_cost(self) -> float | None:
-        """Measure, once, what one hash with the preferred hasher costs here (seconds).
+        """What one hash with the preferred hasher costs here (seconds), measured once.
 
         A cheap scaled-down hash (`Hasher.estimated_seconds`, a few
-        milliseconds), so a pool that has not finished a call yet can refuse a
-        burst the way a warm one does. Call it at startup, off the request path
-        (`loopsafe.starlette.lifespan` does); the async methods never measure,
-        they pass the estimate along once it exists.
+        milliseconds). No longer needed at start-up: the async methods hand
+        the pool this measurement to run on a worker thread when it is cold,
+        so a fresh pool refuses a burst the way a warm one does. On an event
+        loop's thread this never measures (it would block the loop): it
+        returns the estimate if one was measured already, else None.
         """
+        if _waiting.on_event_loop():
+            return self.preferred.cached_estimate()
         try:
             return self.preferred.estimated_seconds()
         except HasherNotAvailable:
             return None  # said where it matters: at the first real hash
 
     def _budget(self) -> dict[str, Any]:
-        return {"memory": self._memory, "cost": self.preferred.cached_estimate()}
+        # A cold pool runs the estimator on a worker, once; after that the cached figure.
+        cached = self.preferred.cached_estimate()
+        cost = self.preferred.estimated_seconds if cached is None else cached
+        return {"memory": self._memory, "cost": cost}
 
     # -- asynchronous twins: the same work, on the pool ---------------------------
 
