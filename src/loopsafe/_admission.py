@@ -19,9 +19,9 @@ exceeds ``max_queue_wait``. With keys, when a call would be refused:
   everyone else out.
 
 A cold pool knows no service time, so it cannot judge a wait and admits.
-When the service time becomes known (`loopsafe._service`), `rejudge` puts
-the calls queued meanwhile through the same door again, last in line first,
-and pushes out (``shed``, ``reason="queue-wait"``) those it would refuse now.
+When the service time becomes known (`loopsafe._service`), `rejudge` trims
+the queue to what the door would have admitted, pushing out (``shed``,
+``reason="queue-wait"``) the newest calls of the keys holding most.
 
 Everything here runs under the engine's lock, and records what it refuses in
 the ledger. Keys are never put in a message.
@@ -116,25 +116,38 @@ class Admission:
         return self._admission(key, priority, shed=False)[1]
 
     def rejudge(self) -> list[tuple[_Call[Any], Overloaded]]:
-        """Put the queued calls through the door again, last in line first; shed the refused.
+        """Trim the queue to what can start within ``max_queue_wait``; shed the rest.
 
-        For a cold pool whose service time just became known: calls admitted
-        blind that could no longer start within ``max_queue_wait`` are taken
-        out (recorded as ``shed``), to be answered with `Overloaded` now
-        rather than left waiting past their callers' patience. Stops at the
-        first call the door would admit.
+        For a cold pool whose service time just became known: the calls it
+        admitted blind that could no longer start in time are taken out
+        (recorded as ``shed``, ``reason="queue-wait"``), to be answered with
+        `Overloaded` now rather than left waiting past their callers'
+        patience. The queue keeps as many calls as the door would have
+        admitted; each one taken out is the newest call of the key holding
+        most (`FairQueue.last_in_line`), so a flood loses its calls first.
         """
+        service = self._service.estimate()
         verdicts: list[tuple[_Call[Any], Overloaded]] = []
+        if self.max_queue_wait is None or not service:
+            return verdicts
         while (last := self._queue.last_in_line()) is not None:
             call, key, priority = last
-            self._queue.remove(call, key, priority)
-            refused = self._admission(key, priority, shed=False, memory=call.memory)[1]
-            if refused is None:
-                self._queue.push(call, key, priority)  # still the last of its key
+            ahead = len(self._queue) - 1
+            estimate = self.estimate_wait(ahead, call.memory)
+            if estimate <= self.max_queue_wait:
                 break
+            parallel = self._budget.parallelism(self._workers.max_workers, call.memory)
+            admissible = max(math.floor(self.max_queue_wait * parallel / service) - 1, 0)
+            refusal = Overloaded(
+                round(max(ahead - admissible, 1) * service / parallel, 3),
+                estimated_wait=estimate,
+                queued=ahead,
+                reason="queue-wait",
+            )
+            self._queue.remove(call, key, priority)
             call.state = _SHED
-            self._ledger.push_out(refused)
-            verdicts.append((call, refused))
+            self._ledger.push_out(refusal)
+            verdicts.append((call, refusal))
         return verdicts
 
     def _fair_share(self, arriving: Key) -> tuple[float, int]:

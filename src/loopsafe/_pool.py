@@ -60,8 +60,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Executor
 
-    from loopsafe.exceptions import Overloaded
-
 __all__ = ["HashPool"]
 
 T = TypeVar("T")
@@ -189,7 +187,7 @@ class HashPool:
             self._budget,
             self._service,
             self._ledger,
-            rejudge=self._rejudge,
+            rejudge=lambda: self._admission.rejudge(),  # noqa: PLW0108 - the door comes next
             max_workers=max_workers,
             nice=nice,
             executor=executor,
@@ -204,9 +202,6 @@ class HashPool:
             max_queue_wait=max_queue_wait,
             max_pending=max_pending,
         )
-
-    def _rejudge(self) -> list[tuple[_Call[Any], Overloaded]]:
-        return self._admission.rejudge()
 
     # -- configuration, read-only -------------------------------------------------
 
