@@ -29,8 +29,11 @@ iterations) with 2 s client timeouts on a fresh default pool: without any
 start-up call, after `PasswordHash.estimate_cost` (called on the loop, as the
 Starlette lifespan does), and warmed by one hash; then 60 raw ``HashPool.run``
 calls of a 50 ms callable the pool knows nothing about, on one worker with
-``max_queue_wait=0.2``. Each line: answered, refused at once (`Overloaded`),
-clients timed out, and the process's CPU share of the usable cores.
+``max_queue_wait=0.2``; then 60 of Django's own PBKDF2 checks (its installed
+version's default iterations) through ``loopsafe.django.acheck_password``,
+which declares no cost, on a fresh default pool. Each line: answered, refused
+at once (`Overloaded`), clients timed out, and the process's CPU share of the
+usable cores.
 """
 
 from __future__ import annotations
@@ -392,6 +395,38 @@ async def _cold_burst(call: Callable[[], Awaitable[object]]) -> tuple[int, int, 
     return outcomes["ok"], outcomes["refused"], outcomes["timeout"], share
 
 
+async def _cold_django(label: str) -> None:
+    """60 of Django's own PBKDF2 checks at once through ``loopsafe.django`` on a fresh default pool.
+
+    Django's path declares no cost: only the engine can make a fresh pool refuse.
+    """
+    # Imported here: only this study configures Django, and only when it runs.
+    import django  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+
+    if not settings.configured:
+        settings.configure(
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"],
+            INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"],
+        )
+        django.setup()
+    from django.contrib.auth.hashers import make_password  # noqa: PLC0415
+
+    from loopsafe import default_pool  # noqa: PLC0415
+    from loopsafe.django import acheck_password  # noqa: PLC0415
+
+    stored = make_password("pw")
+    default_pool().close()  # the next call makes a fresh one, with default settings
+    ok, refused, timeout, share = await _cold_burst(lambda: acheck_password("pw", stored))
+    await default_pool().aclose()
+    iterations = stored.split("$")[1]
+    print(
+        f"{label + f' ({iterations} it.)':<30} ok={ok} refused_at_once={refused} "
+        f"timed_out={timeout} cpu_share={share:.2f} load={os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+
+
 async def _cold() -> None:
     """Each variant on a fresh pool: 60 calls at once, 2 s client timeouts."""
     stored = PBKDF2Hasher().hash("pw")
@@ -401,8 +436,11 @@ async def _cold() -> None:
         "PasswordHash, warm",
         "HashPool.run 50 ms, cold",
     ]
-    for label in variants:
+    for label in [*variants, "Django acheck_password, cold"]:
         _base._ESTIMATES.clear()  # noqa: SLF001 - each variant starts unmeasured
+        if label.startswith("Django"):
+            await _cold_django(label)
+            continue
         if label.startswith("HashPool.run"):
             # The issue's raw case: one worker, max_queue_wait=0.2, an unknown callable.
             pool = HashPool(1, max_queue_wait=0.2, name=label)
