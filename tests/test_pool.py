@@ -533,6 +533,27 @@ def test_pool_survives_fork():
     pool.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_closed_pool_stays_closed_after_fork_and_the_others_work():
+    """After fork a closed pool is still closed in the child, and every other pool works."""
+    closed = HashPool(1)
+    closed.close()
+    pool = HashPool(1)
+    assert asyncio.run(pool.run(abs, -1)) == 1
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            works = asyncio.run(pool.run(abs, -3)) == 3
+            code = 0 if works and closed.closed else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pool.close()
+
+
 def test_interpreter_exit_does_not_hang():
     """A process that exits with calls running and queued ends promptly."""
     script = textwrap.dedent(

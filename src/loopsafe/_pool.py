@@ -576,7 +576,8 @@ class HashPool:
             workers.executor,
         )
         if workers.closed:
-            self._workers.close()
+            with self._section:
+                self._workers.close()
 
 
 _live_pools: weakref.WeakSet[HashPool] = weakref.WeakSet()
