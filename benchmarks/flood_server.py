@@ -35,7 +35,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from loopsafe import HashPool, PasswordHash
+from loopsafe.cli._harness import free_port, percentile, stop, wait_ready
 from loopsafe.cli._json import reproducing_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,36 +154,6 @@ asyncio.run(main(int(sys.argv[1])))
 """
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    """Wait (bounded) until the server accepts connections."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("uvicorn exited at startup")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("uvicorn did not start")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the nearest-rank ``q``-th percentile (0.0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[min(int(rank), len(ordered)) - 1]
-
-
 def capacity() -> tuple[float, float]:
     """Return (cores / CPU s per verify, verifies per wall second with every core busy)."""
     ph = PasswordHash.recommended()
@@ -270,7 +240,12 @@ def run(variant: str, args: argparse.Namespace, rate: float, seed: int) -> dict[
         env = django_env(database, variant)
         target, cwd = "e2eproject.asgi:application", E2E
     else:
-        env = {**os.environ, "USE_LOOPSAFE": "1", **VARIANTS[variant], "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "USE_LOOPSAFE": "1",
+            **VARIANTS[variant],
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
         env.pop("LOOPSAFE_PROFILE", None)
         env.pop("LOOPSAFE_MAX_QUEUE_WAIT", None)
         target, cwd = "examples.fastapi_app:app", ROOT
@@ -314,12 +289,7 @@ def run(variant: str, args: argparse.Namespace, rate: float, seed: int) -> dict[
             timeout=args.duration + 4 * args.timeout + 60,
         )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
     data = json.loads(out.stdout)
     figures: dict[str, Any] = {"variant": variant}
     for kind, answers in data["seen"].items():

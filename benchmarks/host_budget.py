@@ -58,6 +58,7 @@ import psutil
 
 from loopsafe import Argon2Hasher, HashPool, Overloaded, PasswordHash, PBKDF2Hasher, usable_cpus
 from loopsafe._host import HostSlots, default_host_key
+from loopsafe.cli._harness import percentile
 from loopsafe.hashers import _base
 
 if TYPE_CHECKING:
@@ -67,13 +68,6 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CLIENT_TIMEOUT = 2.0
 CPU_PER_HASH = [0.0]  # measured in main()
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def cpu_seconds_per_hash() -> float:
@@ -235,7 +229,7 @@ class Phase:
             "rss_sum_of_peaks_mib": sum(self.peak[p] - self.base[p] for p in self.base) / 2**20,
             "rss_peak_of_sum_mib": self.peak_sum / 2**20,
             "health_p99_ms_per_worker": sorted(
-                round(1000 * _pct(v, 0.99), 1) for v in self.health.values()
+                round(1000 * percentile(v, 99), 1) for v in self.health.values()
             ),
             "wasted": _abandoned(reports) - wasted_before,
             # The workers' CPU seconds over (elapsed x usable cores): the share of
@@ -277,8 +271,8 @@ async def _burst(client: httpx.AsyncClient, logins: int) -> dict[str, object]:
         "refused": sum(s == "refused" for s, _ in results),
         "expired": sum(s == "expired" for s, _ in results),
         "timeout": sum(s == "timeout" for s, _ in results),
-        "p50_s": round(_pct(ok, 0.5), 2),
-        "p99_s": round(_pct(ok, 0.99), 2),
+        "p50_s": round(percentile(ok, 50), 2),
+        "p99_s": round(percentile(ok, 99), 2),
         "logins_per_s": round(len(ok) / elapsed, 2),
     }
 
@@ -308,8 +302,8 @@ async def _storm(
         "refused": sum(s == "refused" for s, _ in results),
         "expired": sum(s == "expired" for s, _ in results),
         "timeout": sum(s == "timeout" for s, _ in results),
-        "p50_s": round(_pct(ok, 0.5), 2),
-        "p99_s": round(_pct(ok, 0.99), 2),
+        "p50_s": round(percentile(ok, 50), 2),
+        "p99_s": round(percentile(ok, 99), 2),
         "goodput_ratio": round(len(ok) / duration / capacity, 2),
     }
 

@@ -20,6 +20,7 @@ import anyio
 import httpx
 
 from _support import free_port
+from loopsafe.cli._harness import stop
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,12 +60,7 @@ def serving(argv: list[str], env: dict[str, str]) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 async def wait_ready(client: httpx.AsyncClient, limit: float = 30) -> None:

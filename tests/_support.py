@@ -6,6 +6,7 @@ Nothing here is a fixture: plain functions, so a test reads top to bottom.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -191,6 +192,19 @@ def iter_exception_chain(
         if context is not None and (follow_suppressed or not current.__suppress_context__):
             stack.append(context)
         stack.extend(getattr(current, "exceptions", ()))
+
+
+def load_benchmark(name: str) -> Any:
+    """Import ``benchmarks/<name>.py`` (not a package) as ``loopsafe_bench_<name>``."""
+    spec = importlib.util.spec_from_file_location(
+        f"loopsafe_bench_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def report(text: str) -> None:

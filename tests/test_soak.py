@@ -8,25 +8,17 @@ a few seconds. The benchmark's own checks are the assertions.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from _support import report
+from _support import load_benchmark, report
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _soak_module():
-    spec = importlib.util.spec_from_file_location("loopsafe_bench_soak", BENCHMARKS / "soak.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("soak")
 
 
 @pytest.mark.slow

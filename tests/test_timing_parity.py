@@ -15,13 +15,11 @@ down without a clock.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from _support import report
+from _support import load_benchmark, report
 from loopsafe import (
     Argon2Hasher,
     BCryptHasher,
@@ -38,15 +36,7 @@ TOLERANCE = 3.0
 
 
 def _parity_module():
-    spec = importlib.util.spec_from_file_location(
-        "loopsafe_bench_timing_parity", BENCHMARKS / "timing_parity.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("timing_parity")
 
 
 def _not_trivial_hashers() -> list[object]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import random
 import time
@@ -33,20 +32,14 @@ from typing import Any
 
 import httpx
 
+from loopsafe.cli._harness import percentile
+
 PROBE_INTERVAL = 0.01
 PROBE_TIMEOUT = 60.0
 #: Most probes one phase may send (10 minutes at 10 ms).
 MAX_PROBES = 60_000
 #: Most logins one storm may send.
 MAX_STORM_LOGINS = 20_000
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the ``q``-th percentile by nearest rank (0.0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
 
 
 def summary_ms(values: list[float]) -> dict[str, float | int]:

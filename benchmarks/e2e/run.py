@@ -38,7 +38,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from loopsafe.cli._harness import free_port, usable_cpus
 from loopsafe.cli._json import reproducing_command
 
 HERE = Path(__file__).resolve().parent
@@ -57,20 +57,6 @@ START_TIMEOUT = 30.0
 #: Seconds a load phase may take beyond its own length before it is stopped.
 PHASE_SLACK = 240.0
 SCHEMA = 1
-
-
-def usable_cpus() -> int:
-    """Return the CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def free_port() -> int:
-    """Return a port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(database: Path, mode: str, password: str, iterations: int | None) -> dict[str, str]:

@@ -25,7 +25,8 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from loopsafe import _limits
-from loopsafe._host import HostSlots, check_host_key
+from loopsafe._host import HostSlots
+from loopsafe._runtime_dir import check_host_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -26,35 +26,38 @@ kernel drops its lock. The ``service`` file holds the latest service-time
 estimate of any process with the key: a pool that starts cold (a recycled
 worker) takes it as its prior.
 
-Where the files live: ``$LOOPSAFE_RUNTIME_DIR/<key>`` if set, else
-``$XDG_RUNTIME_DIR/loopsafe/<key>`` (a per-user tmpfs on systemd hosts), else
-``<tempdir>/loopsafe-<uid>/<key>``. A directory loopsafe creates is mode
-0700; one it finds must be owned by this user and not writable by others, or
-`HostBudgetUnavailable` is raised: a budget that another user could hold or
-fake is no bound. An unwritable directory raises the same error when the
-budget is made: the bound is never silently dropped.
+Where the files live, and how they are made: `loopsafe._runtime_dir`. An
+unwritable directory raises `HostBudgetUnavailable` when the budget is made:
+the bound is never silently dropped.
+
+When the directory fails later (removed, read-only, full: docs/faults.md),
+no worker waits on it or dies of it: the process logs one warning (logger
+``loopsafe.host``) and keeps the same bound on its own, ``limit`` hashes and
+``max_memory`` bytes in this process (the *per-process bound*). Every second a
+worker looking for a slot tries the directory again, re-making it as at start
+if it was removed; once it works, it logs so and takes host slots again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
-import re
-import stat
 import struct
-import sys
-import tempfile
 import threading
 import time
 import weakref
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from loopsafe import _runtime_dir as _files
+from loopsafe._runtime_dir import ENV_RUNTIME_DIR, default_host_key, runtime_directory
 from loopsafe.exceptions import HostBudgetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 try:
     import fcntl
@@ -69,10 +72,6 @@ __all__ = [
     "runtime_directory",
 ]
 
-#: Environment variable naming the directory of the host budgets' files
-#: (a volume shared by the containers of a Kubernetes pod, say).
-ENV_RUNTIME_DIR: Final = "LOOPSAFE_RUNTIME_DIR"
-
 _BYTES: Final = struct.Struct("<Q")
 _SECONDS: Final = struct.Struct("<dd")  # (seconds, wall-clock time it was published)
 
@@ -80,7 +79,6 @@ _SECONDS: Final = struct.Struct("<dd")  # (seconds, wall-clock time it was publi
 #: seconds: a worker recycled while its siblings run finds a fresh one; an
 #: estimate left by yesterday's deployment (other parameters?) is ignored.
 _SERVICE_FRESH: Final = 300.0
-_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 #: How often a worker waiting for a slot looks again, in seconds (jittered).
 #: Over a hash of 0.1-1 s, a slot left idle for half of this costs < 1 %.
@@ -89,12 +87,17 @@ _POLL: Final = 0.002
 _TURN_CHECK: Final = 0.02
 
 #: Processes per key that can publish their demand (more still share the slots).
-_MAX_PROCESSES: Final = 256
+_MAX_PROCESSES: Final = _files.MAX_PROCESSES
 
 #: How often the set of live processes' demand records is re-read, in seconds.
 _LIVENESS_TTL: Final = 0.5
 
+_RETRY: Final = 1.0  # how often a budget whose directory failed tries it again, in seconds
 
+_log = logging.getLogger("loopsafe.host")
+
+
+@dataclass(frozen=True, slots=True)
 class HostUsage:
     """What the host's slots hold right now.
 
@@ -104,110 +107,9 @@ class HostUsage:
         memory: Bytes declared by the hashes holding slots, host-wide.
     """
 
-    __slots__ = ("held", "held_here", "memory")
-
-    def __init__(self, held: int, held_here: int, memory: int) -> None:
-        self.held = held
-        self.held_here = held_here
-        self.memory = memory
-
-    def __repr__(self) -> str:
-        return f"HostUsage(held={self.held}, held_here={self.held_here}, memory={self.memory})"
-
-
-def default_host_key() -> str:
-    """Return the default key: this user's id and the program's name, e.g. ``1000-gunicorn``.
-
-    Every worker of one ``gunicorn`` or ``uvicorn`` command line shares it,
-    whether forked or spawned (a spawned worker sees its parent's
-    ``sys.argv``). Two programs of one user on one host get two budgets; give
-    them one ``host_key`` to share a single budget.
-    """
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
-    path = Path(argv0)
-    name = path.parent.name if path.name in {"__main__.py", "-c", "-m"} else path.name
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-") or "python"
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return f"{uid}-{name}"[:100]
-
-
-def check_host_key(key: object) -> str:
-    """Return ``key`` if it is a valid host key; raise otherwise.
-
-    Raises:
-        TypeError: If it is not a str.
-        ValueError: If it is not 1-100 of ``A-Z a-z 0-9 . _ -`` starting with a letter or digit.
-    """
-    if not isinstance(key, str):
-        raise TypeError(f"host_key must be a str, not {type(key).__name__}")
-    if not _KEY_PATTERN.fullmatch(key):
-        raise ValueError(
-            "host_key must be 1-100 characters of A-Z, a-z, 0-9, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return key
-
-
-def check_host_limit(limit: object, name: str = "host_limit") -> int:
-    """Return ``limit`` if it is a positive int; raise naming ``name`` otherwise."""
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"{name} must be a positive int or None, not {type(limit).__name__}")
-    if limit < 1:
-        raise ValueError(f"{name} must be at least 1, not {limit}")
-    return limit
-
-
-def _private_directory(path: Path) -> Path:
-    """Create ``path`` (0700) or check that the existing one is this user's alone."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.lstat()
-    except OSError as exc:
-        raise HostBudgetUnavailable(
-            f"cannot create the host budget's directory {path}: {exc.strerror}; "
-            f"set {ENV_RUNTIME_DIR} to a writable directory"
-        ) from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise HostBudgetUnavailable(f"{path} is not a directory (a symlink?); refusing to use it")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise HostBudgetUnavailable(
-            f"{path} belongs to another user; set {ENV_RUNTIME_DIR} to a directory of your own"
-        )
-    if info.st_mode & 0o022:
-        raise HostBudgetUnavailable(
-            f"{path} is writable by other users, who could hold or fake the budget; "
-            f"chmod go-w it or set {ENV_RUNTIME_DIR}"
-        )
-    return path
-
-
-def runtime_directory(key: str, directory: str | os.PathLike[str] | None = None) -> Path:
-    """Return the directory of the budget named ``key``, created if needed.
-
-    Args:
-        key: The host key.
-        directory: The parent directory; default: see the module docstring.
-
-    Raises:
-        HostBudgetUnavailable: The directory cannot be made, or is not safe.
-    """
-    if directory is None:
-        directory = os.environ.get(ENV_RUNTIME_DIR) or None
-    if directory is not None:
-        base = _private_directory(Path(directory))
-    else:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if xdg and Path(xdg).is_dir() and os.access(xdg, os.W_OK):
-            base = _private_directory(Path(xdg) / "loopsafe")
-        else:
-            uid = os.getuid() if hasattr(os, "getuid") else 0
-            base = _private_directory(Path(tempfile.gettempdir()) / f"loopsafe-{uid}")
-    return _private_directory(base / key)
-
-
-def _open(path: Path) -> int:
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    return os.open(path, flags, 0o600)
+    held: int
+    held_here: int
+    memory: int
 
 
 class HostSlots:
@@ -240,14 +142,18 @@ class HostSlots:
         directory: str | os.PathLike[str] | None = None,
     ) -> None:
         """Create (or join) the budget's files; descriptors open lazily per process."""
-        self._limit = check_host_limit(limit)
-        self._key = default_host_key() if key is None else check_host_key(key)
+        self._limit = _files.check_host_limit(limit)
+        self._key = default_host_key() if key is None else _files.check_host_key(key)
         if fcntl is None:  # pragma: no cover - Windows
             raise HostBudgetUnavailable("a host budget needs fcntl file locks (POSIX only)")
         self._path = runtime_directory(self._key, directory)
         try:
-            for name in [*self._slot_names(), "gate", "service", "demand"]:
-                os.close(_open(self._path / name))
+            for name in self._file_names():
+                fd = _files.open_file(self._path / name)
+                try:
+                    _files.reserve(fd, _files.file_bytes(name))
+                finally:
+                    os.close(fd)
         except OSError as exc:
             raise HostBudgetUnavailable(
                 f"cannot create the host budget's files in {self._path}: {exc.strerror}; "
@@ -258,6 +164,9 @@ class HostSlots:
 
     def _slot_names(self) -> list[str]:
         return [f"slot-{index}" for index in range(self._limit)]
+
+    def _file_names(self) -> list[str]:
+        return [*self._slot_names(), "gate", "service", "demand"]
 
     def _reset(self) -> None:
         """Forget descriptors and slots; in a forked child they are the parent's."""
@@ -273,11 +182,19 @@ class HostSlots:
         self._record: int | None = None  # this process's index in the demand file
         self._record_fd: int | None = None
         self._live_records: tuple[float, tuple[int, ...]] = (-1.0, ())
+        self._held_fds: dict[int, int] = {}  # host slot -> the descriptor holding its lock
+        self._stale: set[int] = set()  # held descriptors of a directory that was replaced
+        # Whether the directory works: None, or why not (then slots are this process's own).
+        self._state_lock = threading.Lock()
+        self._down: str | None = None
+        self._retry_at = 0.0
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the directory
+        self._checked = -1.0
 
     def _after_fork_in_child(self) -> None:
         # Close, never unlock: an unlock would release the parent's lock too,
         # as a flock belongs to the open file description both share.
-        inherited = [*self._fds.values(), *self._probe_fds.values()]
+        inherited = [*self._fds.values(), *self._probe_fds.values(), *self._stale]
         if self._record_fd is not None:
             inherited.append(self._record_fd)
         for fd in inherited:
@@ -317,7 +234,7 @@ class HostSlots:
         fd = fds.get(name)
         if fd is None:
             try:
-                fd = fds[name] = _open(self._path / name)
+                fd = fds[name] = _files.open_file(self._path / name)
             except OSError as exc:
                 raise HostBudgetUnavailable(
                     f"the host budget's file {self._path / name} is gone or unreadable: "
@@ -334,33 +251,37 @@ class HostSlots:
         used = sum(self._mine.values())
         held = len(self._mine)
         free: int | None = None
-        for index in range(self._limit):
-            if index in self._mine:
-                continue
-            fd = self._fd(f"slot-{index}")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                held += 1
-                raw = os.pread(fd, _BYTES.size, 0)
-                if len(raw) == _BYTES.size:
-                    used += _BYTES.unpack(raw)[0]
-                continue
+        try:
+            for index in range(self._limit):
+                if index in self._mine:
+                    continue
+                fd = self._fd(f"slot-{index}")
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    held += 1
+                    used += _declared(fd)
+                    continue
+                if free is None:
+                    free = index  # keep holding it until the whole host is counted
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             if free is None:
-                free = index  # keep holding it until the whole host is counted
-            else:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        if free is None:
-            return None
-        # A hash larger than the whole budget runs alone rather than never.
-        fits = max_memory is None or used + memory <= max_memory or held == 0
-        fd = self._fd(f"slot-{free}")
-        if not fits:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        os.pwrite(fd, _BYTES.pack(memory), 0)
-        self._mine[free] = memory
-        return free
+                return None
+            # A hash larger than the whole budget runs alone rather than never.
+            fits = max_memory is None or used + memory <= max_memory or held == 0
+            fd = self._fds[f"slot-{free}"]
+            if fits:
+                os.pwrite(fd, _BYTES.pack(memory), 0)
+                self._mine[free] = memory
+                self._held_fds[free] = fd
+                return free
+        except BaseException:
+            if free is not None and free not in self._mine:
+                fcntl.flock(self._fds[f"slot-{free}"], fcntl.LOCK_UN)  # never keep it by mistake
+            raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
 
     def try_acquire(self, memory: int = 0, *, max_memory: int | None = None) -> int | None:
         """Take a free slot now if there is one (and the memory fits); return it, or None.
@@ -370,12 +291,17 @@ class HostSlots:
         threads only: it may wait for the gate.
         """
         with self._lock:
-            gate = self._fd("gate")
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            try:
-                return self._scan(memory, max_memory)
-            finally:
-                fcntl.flock(gate, fcntl.LOCK_UN)
+            if self._usable():
+                try:
+                    gate = self._fd("gate")
+                    fcntl.flock(gate, fcntl.LOCK_EX)
+                    try:
+                        return self._scan(memory, max_memory)
+                    finally:
+                        fcntl.flock(gate, fcntl.LOCK_UN)
+                except OSError as exc:
+                    self._fail(exc)
+            return self._take_local(memory, max_memory)
 
     def acquire(
         self,
@@ -417,7 +343,107 @@ class HostSlots:
         with self._lock:
             if self._pid != os.getpid() or self._mine.pop(slot, None) is None:
                 return  # a forked child's copy of its parent's slot: not ours to free
-            fcntl.flock(self._fds[f"slot-{slot}"], fcntl.LOCK_UN)
+            fd = self._held_fds.pop(slot, None)
+            if fd is None:
+                return  # a slot of the per-process bound: nothing on disk
+            if fd in self._stale:  # its directory was replaced meanwhile
+                self._stale.discard(fd)
+                os.close(fd)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    # -- when the directory fails: the per-process bound ----------------------------------
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the host's files cannot be used now (slots are per process meanwhile), or None."""
+        return self._down
+
+    def _fail(self, exc: BaseException | str) -> None:
+        """Fall back to the per-process bound; log once per failure (any thread, any lock)."""
+        reason = exc if isinstance(exc, str) else _files.describe_failure(exc)
+        with self._state_lock:
+            first = self._down is None
+            self._down = reason
+            self._retry_at = time.monotonic() + _RETRY
+        if first:
+            _log.warning(
+                "loopsafe host budget %r: its directory %s failed (%s); each process now keeps "
+                "to %d hashes at once and its own memory budget on its own, until the "
+                "directory works again (tried every %g s)",
+                self._key,
+                self._path,
+                reason,
+                self._limit,
+                _RETRY,
+            )
+
+    def _usable(self) -> bool:
+        """Whether to use the host's files now; tries to come back when due (under self._lock)."""
+        now = time.monotonic()
+        if self._down is None:
+            if now - self._checked > _LIVENESS_TTL:
+                self._checked = now
+                try:
+                    identity = _files.identity(self._path)
+                except OSError as exc:
+                    self._fail(exc)
+                    return False
+                self._identity = self._identity or identity  # the first check records it
+                if identity != self._identity:
+                    self._fail("it was removed and made again: its locks are not ours")
+                    return False
+            return True
+        if now < self._retry_at:
+            return False
+        try:
+            _files.private_directory(self._path)
+            identity = _files.identity(self._path)
+            if identity != self._identity:
+                self._forget_files()
+                self._identity = identity
+            for name in self._file_names():
+                _files.reserve(self._fd(name), _files.file_bytes(name))
+        except OSError as exc:
+            with self._state_lock:
+                self._down = _files.describe_failure(exc)
+                self._retry_at = now + _RETRY
+            return False
+        with self._state_lock:
+            self._down = None
+        self._checked = now
+        _log.info("loopsafe host budget %r: its directory %s works again", self._key, self._path)
+        return True
+
+    def _forget_files(self) -> None:
+        """Drop the descriptors of a directory that is gone; held slots close when released."""
+        held = set(self._held_fds.values())
+        with self._probe_lock:
+            fds = [*self._fds.values(), *self._probe_fds.values()]
+            if self._record_fd is not None:
+                fds.append(self._record_fd)
+            self._fds, self._probe_fds = {}, {}
+            self._record = self._record_fd = None
+            self._live_records = (-1.0, ())
+        for fd in fds:
+            if fd in held:
+                self._stale.add(fd)
+            else:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _take_local(self, memory: int, max_memory: int | None) -> int | None:
+        """A slot of the per-process bound (numbered from ``limit`` up), or None."""
+        if len(self._mine) >= self._limit:
+            return None
+        if max_memory is not None and self._mine and sum(self._mine.values()) + memory > max_memory:
+            return None
+        slot = next(i for i in range(self._limit, 2 * self._limit) if i not in self._mine)
+        self._mine[slot] = memory
+        return slot
+
+    def _local_usage(self) -> HostUsage:
+        return HostUsage(len(self._mine), len(self._mine), sum(self._mine.values()))
 
     def usage(self) -> HostUsage:
         """Count the slots held and the bytes declared, host-wide, without taking any.
@@ -427,21 +453,25 @@ class HostSlots:
         at once with descriptors of its own. A poller that meets a slot while
         it is being tried sees it taken and looks again a moment later.
         """
+        if self._down is not None:
+            return self._local_usage()
         held_here = len(self._mine)
         held = 0
         used = 0
-        with self._probe_lock:
-            for index in range(self._limit):
-                fd = self._fd(f"slot-{index}", self._probe_fds)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    held += 1
-                    raw = os.pread(fd, _BYTES.size, 0)
-                    if len(raw) == _BYTES.size:
-                        used += _BYTES.unpack(raw)[0]
-                else:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+        try:
+            with self._probe_lock:
+                for index in range(self._limit):
+                    fd = self._fd(f"slot-{index}", self._probe_fds)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        held += 1
+                        used += _declared(fd)
+                    else:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            self._fail(exc)
+            return self._local_usage()
         return HostUsage(max(held, held_here), held_here, used)
 
     # -- every process's demand --------------------------------------------------------
@@ -453,7 +483,7 @@ class HostSlots:
         if self._pid != os.getpid():  # pragma: no cover - a fork the hook did not see
             self._after_fork_in_child()
         for index in range(_MAX_PROCESSES):
-            fd = _open(self._path / f"proc-{index}")
+            fd = _files.open_file(self._path / f"proc-{index}")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -471,12 +501,26 @@ class HostSlots:
         Cheap (one ``pwrite``); the caller serializes calls (the pool does it
         under its lock).
         """
-        index = self._claim_record()
-        if index is not None:
-            os.pwrite(self._fd("demand", self._probe_fds), _BYTES.pack(waiting), 8 * index)
+        if self._down is not None:
+            return
+        try:
+            index = self._claim_record()
+            if index is not None:
+                os.pwrite(self._fd("demand", self._probe_fds), _BYTES.pack(waiting), 8 * index)
+        except OSError as exc:
+            self._fail(exc)
 
     def others_demand(self) -> int:
         """Return how many calls the *other* live processes with the key have waiting."""
+        if self._down is not None:
+            return 0
+        try:
+            return self._others_demand()
+        except OSError as exc:
+            self._fail(exc)
+            return 0
+
+    def _others_demand(self) -> int:
         now = time.monotonic()
         when, live = self._live_records
         mine = self._record
@@ -513,18 +557,35 @@ class HostSlots:
 
     def publish_service_time(self, seconds: float) -> None:
         """Record a service-time estimate for pools that start cold on this host."""
-        with self._lock:
-            os.pwrite(self._fd("service"), _SECONDS.pack(seconds, time.time()), 0)
+        if self._down is not None:
+            return
+        try:
+            with self._lock:
+                os.pwrite(self._fd("service"), _SECONDS.pack(seconds, time.time()), 0)
+        except OSError as exc:
+            self._fail(exc)
 
     def service_time(self) -> float | None:
         """Return the latest estimate any process published in the last 5 minutes, or None."""
-        with self._lock:
-            raw = os.pread(self._fd("service"), _SECONDS.size, 0)
+        if self._down is not None:
+            return None
+        try:
+            with self._lock:
+                raw = os.pread(self._fd("service"), _SECONDS.size, 0)
+        except OSError as exc:
+            self._fail(exc)
+            return None
         if len(raw) != _SECONDS.size:
             return None
         seconds, published = _SECONDS.unpack(raw)
         fresh = 0 <= time.time() - published <= _SERVICE_FRESH
         return seconds if fresh and 0 < seconds < 3600 else None  # noqa: PLR2004 - sanity
+
+
+def _declared(fd: int) -> int:
+    """The bytes a held slot's hash declared (0 while its holder is writing them)."""
+    raw = os.pread(fd, _BYTES.size, 0)
+    return _BYTES.unpack(raw)[0] if len(raw) == _BYTES.size else 0
 
 
 _live: weakref.WeakSet[HostSlots] = weakref.WeakSet()

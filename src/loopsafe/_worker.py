@@ -8,7 +8,9 @@ already made it hopeless, waits for the call's host slot and memory
 (`loopsafe._budget`), checks once more that it can still finish in time, runs
 it in the caller's context, gives the budget back, records it in the ledger
 and answers the caller. A call whose caller left is never started; one that
-was running finishes and its result is dropped.
+was running finishes and its result is dropped. A call that raises
+`MemoryError` (its memory could not be had) is answered `Overloaded`
+(``reason="memory"``).
 
 A cold pool (no service time known, `loopsafe._service`) learns one here,
 on a worker thread: by running a caller's cost estimator before its first
@@ -19,12 +21,14 @@ no longer start in time are answered with `Overloaded` at once.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from loopsafe._calls import _DONE, _EXPIRED, _RUNNING, _Call, _Hidden
 from loopsafe._threads import become_worker
+from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,9 +39,12 @@ if TYPE_CHECKING:
     from loopsafe._fair import FairQueue
     from loopsafe._ledger import Ledger, Section
     from loopsafe._service import ServiceTime
-    from loopsafe.exceptions import Overloaded
 
 __all__ = ["Workers"]
+
+_log = logging.getLogger("loopsafe.pool")
+
+_log = logging.getLogger("loopsafe.pool")
 
 
 class Workers:
@@ -258,18 +265,7 @@ class Workers:
         arguments stay in ``args`` (hidden repr) and are gone before the answer.
         """
         start = time.perf_counter()
-        ok = True
-        value: object
-        try:
-            if self.executor is not None:
-                value = self.executor.submit(call.fn, *args.values).result()
-            elif call.context is not None:
-                value = call.context.run(call.fn, *args.values)
-            else:  # pragma: no cover - a call without a context has an executor
-                value = call.fn(*args.values)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
-            ok = False
-            value = exc
+        ok, value = self._invoke(call, args)
         elapsed = time.perf_counter() - start
         # Drop references to the arguments (passwords) before anyone is answered.
         args.values = call.args.values = ()
@@ -291,6 +287,41 @@ class Workers:
         if answered:
             call.deliver(ok, value)
         del value
+
+    def _invoke(self, call: _Call[Any], args: _Hidden) -> tuple[bool, object]:
+        """Run the callable: (True, its value) or (False, the exception for its caller)."""
+        try:
+            if self.executor is not None:
+                return True, self.executor.submit(call.fn, *args.values).result()
+            if call.context is not None:
+                return True, call.context.run(call.fn, *args.values)
+            return True, call.fn(*args.values)  # pragma: no cover - no context: an executor
+        except MemoryError:
+            # The kernel (or Python) refused the hash its memory: a full machine or
+            # container, not a wrong password or a bug. Overloaded, like a full queue.
+            return False, self._memory_refused(call)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            return False, exc
+
+    def _memory_refused(self, call: _Call[Any]) -> Overloaded:
+        """The answer to a call whose hash could not get its memory; logged in one line.
+
+        The worker lives on, its slot and memory go back as after any call, and
+        the caller hears `Overloaded` (a 503 with ``Retry-After`` in the
+        integrations), retrying after about one service time: the memory the
+        running hashes hold is free by then.
+        """
+        retry_after = self._service.estimate() or 1.0
+        with self._section:
+            queued = len(self._queue)
+        _log.warning(
+            "a hash could not get its memory (%d bytes declared, %d calls queued): "
+            "answered Overloaded, retry after %.2fs",
+            call.memory,
+            queued,
+            retry_after,
+        )
+        return Overloaded(retry_after, estimated_wait=0.0, queued=queued, reason="memory")
 
 
 #: The "slot" of a call that needed no budget at all (`Budget.take` never returns it).

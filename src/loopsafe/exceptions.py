@@ -36,9 +36,9 @@ class LoopsafeError(Exception):
 
 
 class Overloaded(LoopsafeError):
-    """The pool refused a call because its queue would wait too long.
+    """The pool refused a call because its queue would wait too long, or memory ran out.
 
-    Nothing ran: the caller may retry after :attr:`retry_after` seconds, or
+    No answer was computed: the caller may retry after :attr:`retry_after` seconds, or
     answer its own client with HTTP 503 and a ``Retry-After`` header.
 
     Attributes:
@@ -52,7 +52,10 @@ class Overloaded(LoopsafeError):
             estimated wait was too long), ``"fair-share"`` (the client's key
             held more than its share of a busy pool; also given to a queued
             call pushed out for a client below its share) or ``"priority"``
-            (a queued call pushed out for a call of a higher priority).
+            (a queued call pushed out for a call of a higher priority) or
+            ``"memory"`` (the call was admitted, but its hash could not get
+            its memory: an mmap or malloc the kernel refused, a `MemoryError`;
+            its worker and budget are free again).
     """
 
     def __init__(

@@ -18,7 +18,7 @@ share of the workers' CPU time its hashes took, and wasted hashes (finished
 for a client that had already given up). Before the cells, a few logins on an
 idle pool give the unloaded latency the legitimate p99 is compared with.
 
-Capacity. MEASURE.md's capacity is usable cores / CPU seconds per hash. On a
+Capacity. docs/measuring.md's capacity is usable cores / CPU seconds per hash. On a
 machine shared with other work the pool gets less than that, and a "0.5x"
 legitimate load can already overload it, which would hide what fairness does.
 So the run also measures the *effective* capacity (hashes per second of wall

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._default import configure, default_pool
-from loopsafe._host import check_host_key, default_host_key
+from loopsafe._runtime_dir import check_host_key, default_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,

@@ -18,7 +18,10 @@ only Argon2 code; this module fills the context, nothing else.
 ``VerificationError``), for every lane count, type and version: the tests
 compare them byte for byte. `decode` reads a PHC string exactly as the C
 library's ``decode_string`` does, so a string it refuses verifies as False
-here as it does there. Bounds on the cost (loopsafe's ``max_memory_cost``
+here as it does there. One deliberate difference: memory the hash cannot get
+(``ARGON2_MEMORY_ALLOCATION_ERROR``) raises `MemoryError` rather than answering
+False, since a refused allocation says nothing about the password; a pool turns
+it into ``Overloaded``. Bounds on the cost (loopsafe's ``max_memory_cost``
 and friends) are the callers' business: this module computes what it is given.
 """
 
@@ -306,7 +309,12 @@ def _compute(
     version: int,
     threads: int,
 ) -> tuple[int, bytes]:
-    """Run ``argon2_ctx`` once; return its error code and the tag."""
+    """Run ``argon2_ctx`` once; return its error code and the tag.
+
+    Raises:
+        MemoryError: The block memory could not be allocated (the arena's
+            mapping or the C library's malloc failed).
+    """
     out = ffi.new("uint8_t[]", hash_len)
     pwd = ffi.new("uint8_t[]", secret)
     salt_buf = ffi.new("uint8_t[]", salt)
@@ -337,6 +345,10 @@ def _compute(
     )
     # cffi releases the GIL for the call: the loop's thread runs meanwhile.
     code: int = core(ctx, type.value)
+    if code == lib.ARGON2_MEMORY_ALLOCATION_ERROR:
+        # The kernel refused the memory (mmap failed: a container at its limit, an
+        # address-space limit): no answer about the password, so not False either.
+        raise MemoryError(f"Argon2 could not get its {memory_cost} KiB of memory")
     return code, bytes(ffi.buffer(out, hash_len))
 
 
@@ -356,6 +368,7 @@ def hash_raw(
 
     Raises:
         argon2.exceptions.HashingError: The C library refused the parameters.
+        MemoryError: The hash's memory could not be had.
         TypeError, ValueError: ``threads`` is not an int in [1, 2**24 - 1].
     """
     from argon2.exceptions import HashingError  # noqa: PLC0415 - the error path only
@@ -419,7 +432,13 @@ def hash_encoded(
 
 
 def verify_decoded(secret: bytes, decoded: PHCHash, *, threads: int = 1) -> bool:
-    """Whether ``secret`` makes ``decoded``'s tag; False where the C library refuses the hash."""
+    """Whether ``secret`` makes ``decoded``'s tag; False where the C library refuses the hash.
+
+    Raises:
+        MemoryError: The hash's memory could not be had: there is no answer
+            (argon2-cffi's ``verify_secret`` raises ``VerificationError``, which
+            Django would turn into a wrong-password False).
+    """
     code, tag = _compute(
         secret,
         decoded.salt,

@@ -140,8 +140,10 @@ class ScryptHasher(Hasher):
                 decoded["block_size"],
                 decoded["parallelism"],
             )
-        except (ValueError, MemoryError):
+        except ValueError:
             return False  # OpenSSL could not allocate what the (in-bounds) hash asks
+        # A MemoryError (Python could not allocate) says nothing about the
+        # password: it propagates, and a pool answers it with Overloaded.
         return _same(decoded["hash"], again)
 
     def _outdated(self, decoded: dict[str, Any]) -> bool:
