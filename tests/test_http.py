@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from loopsafe._http import retry_after_seconds
+from loopsafe._web import refusal
+from loopsafe.exceptions import Overloaded
 
 
 @pytest.mark.parametrize(
@@ -25,14 +27,36 @@ def test_whole_seconds_rounded_up_at_least_one(retry_after, seconds):
     assert retry_after_seconds(retry_after) == seconds
 
 
-def test_every_integration_uses_the_same_function():
-    """Starlette, Litestar, aiohttp and Django all round with loopsafe._http's function."""
+@pytest.mark.anyio
+async def test_every_integration_answers_with_the_shared_refusal():
+    """Starlette, Litestar and aiohttp answer Overloaded with loopsafe._web's one refusal.
+
+    (Django's middleware answers plain text with the same status and header:
+    tests/django/test_middleware.py and the conformance table.)
+    """
+    import json
+
     import loopsafe.aiohttp
-    import loopsafe.django.middleware
     import loopsafe.litestar
     import loopsafe.starlette
 
-    assert loopsafe.starlette.retry_after_seconds is retry_after_seconds
-    assert loopsafe.litestar.retry_after_seconds is retry_after_seconds
-    assert loopsafe.aiohttp.retry_after_seconds is retry_after_seconds
-    assert loopsafe.django.middleware.retry_after_seconds is retry_after_seconds
+    exc = Overloaded(1.2, estimated_wait=3.0, queued=7)
+    expected = refusal(exc)
+    assert expected is not None
+    assert expected.headers == {"Retry-After": "2"}
+    starlette = await loopsafe.starlette.overloaded_handler(None, exc)  # type: ignore[arg-type]
+    litestar = loopsafe.litestar.overloaded_handler(None, exc)  # type: ignore[arg-type]
+    aiohttp = await loopsafe.aiohttp.overload_middleware(None, _raise(exc))  # type: ignore[arg-type]
+    assert starlette.status_code == litestar.status_code == aiohttp.status == 503
+    assert starlette.headers["Retry-After"] == litestar.headers["Retry-After"] == "2"
+    assert aiohttp.headers["Retry-After"] == "2"
+    assert json.loads(starlette.body) == dict(expected.body)
+    assert json.loads(aiohttp.text) == dict(expected.body)
+    assert litestar.content == dict(expected.body)
+
+
+def _raise(exc: Exception):
+    async def handler(_request):
+        raise exc
+
+    return handler

@@ -15,7 +15,7 @@ from loopsafe._default import configure, default_pool
 from loopsafe._lag import LagSnapshot, LoopLagMonitor
 from loopsafe._limits import ContainerLimits, container_limits
 from loopsafe._pool import HashPool
-from loopsafe._settings import usable_cpus
+from loopsafe._settings import PoolSettings, usable_cpus
 from loopsafe._statistics import PoolStatistics
 from loopsafe.exceptions import (
     HasherNotAvailable,
@@ -58,6 +58,7 @@ __all__ = [
     "PHCArgon2Hasher",
     "PasswordHash",
     "PoolClosed",
+    "PoolSettings",
     "PoolStatistics",
     "ScryptHasher",
     "UnknownAlgorithm",

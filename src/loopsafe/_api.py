@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import copy
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loopsafe import _waiting, profiles
 from loopsafe._default import default_pool
 from loopsafe._fair import check_key, check_priority
+from loopsafe._password_call import Route, hasher_cost, run_password_call
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import (
     Hasher,
@@ -113,6 +114,12 @@ class PasswordHash:
             self._key if key is None else key,
             self._priority if priority is None else priority,
         )
+
+    def _call_route(self, key: Key, priority: int | None) -> Route:
+        """Key and priority (this hasher's unless given), memory and cost, for the pool."""
+        key, priority = self._route(key, priority)
+        # Until measured, the estimator itself: a cold pool runs it on a worker.
+        return Route(key, priority, self._memory, hasher_cost(self.preferred))
 
     @classmethod
     def recommended(
@@ -249,12 +256,6 @@ class PasswordHash:
         except HasherNotAvailable:
             return None  # said where it matters: at the first real hash
 
-    def _budget(self) -> dict[str, Any]:
-        # A cold pool runs the estimator on a worker, once; after that the cached figure.
-        cached = self.preferred.cached_estimate()
-        cost = self.preferred.estimated_seconds if cached is None else cached
-        return {"memory": self._memory, "cost": cost}
-
     # -- asynchronous twins: the same work, on the pool ---------------------------
 
     async def ahash(
@@ -268,24 +269,13 @@ class PasswordHash:
     ) -> str:
         """`hash` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
         check_password_type(password)
-        key, priority = self._route(key, priority)
+        route = self._call_route(key, priority)
         if salt is None:
-            return await self.pool.run(
-                self.preferred.hash,
-                password,
-                key=key,
-                priority=priority,
-                timeout=timeout,
-                **self._budget(),
+            return await run_password_call(
+                self.pool, route, self.preferred.hash, password, timeout=timeout
             )
-        return await self.pool.run(
-            self.preferred.encode,
-            password,
-            salt,
-            key=key,
-            priority=priority,
-            timeout=timeout,
-            **self._budget(),
+        return await run_password_call(
+            self.pool, route, self.preferred.encode, password, salt, timeout=timeout
         )
 
     async def averify(
@@ -300,15 +290,9 @@ class PasswordHash:
         """`verify` on the pool. Raises `Overloaded` or `TimeoutError` as `HashPool.run` does."""
         check_password_type(password, allow_none=True)
         check_encoded_type(hash, allow_none=True)
-        key, priority = self._route(key, priority)
-        return await self.pool.run(
-            self.verify,
-            password,
-            hash,
-            key=key,
-            priority=priority,
-            timeout=timeout,
-            **self._budget(),
+        route = self._call_route(key, priority)
+        return await run_password_call(
+            self.pool, route, self.verify, password, hash, timeout=timeout
         )
 
     async def averify_and_update(
@@ -323,22 +307,14 @@ class PasswordHash:
         """`verify_and_update` on the pool, the upgraded hash included, as one call."""
         check_password_type(password, allow_none=True)
         check_encoded_type(hash, allow_none=True)
-        key, priority = self._route(key, priority)
-        return await self.pool.run(
-            self.verify_and_update,
-            password,
-            hash,
-            key=key,
-            priority=priority,
-            timeout=timeout,
-            **self._budget(),
+        route = self._call_route(key, priority)
+        return await run_password_call(
+            self.pool, route, self.verify_and_update, password, hash, timeout=timeout
         )
 
     async def averify_dummy(
         self, *, key: Key = None, priority: int | None = None, timeout: float | None = None
     ) -> bool:
         """`verify_dummy` on the pool: the unknown-user path, off the loop."""
-        key, priority = self._route(key, priority)
-        return await self.pool.run(
-            self.verify_dummy, key=key, priority=priority, timeout=timeout, **self._budget()
-        )
+        route = self._call_route(key, priority)
+        return await run_password_call(self.pool, route, self.verify_dummy, timeout=timeout)

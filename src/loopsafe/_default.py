@@ -12,12 +12,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from loopsafe._pool import HashPool
+from loopsafe._runtime_dir import default_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_NICE,
-    _checked_host_limit,
-    host_limit_from_env,
+    PoolSettings,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def default_pool() -> HashPool:
         return pool
     with _lock:
         if _pool is None or _pool.closed:
-            _pool = HashPool(name="loopsafe-default", host_limit=host_limit_from_env())
+            _pool = HashPool(name="loopsafe-default", settings=PoolSettings.from_env())
         return _pool
 
 
@@ -64,6 +64,7 @@ def configure(
     host_limit: int | str | None = None,
     host_key: str | None = None,
     max_memory: int | None = None,
+    settings: PoolSettings | None = None,
 ) -> HashPool:
     """Set the default pool's bounds and return it.
 
@@ -75,6 +76,8 @@ def configure(
     ``max_memory``) replace it with a new pool when they differ; the old one is
     closed after its admitted calls are answered.
 
+    The settings are checked before anything changes, without building a pool.
+
     Args:
         max_workers: See `HashPool`.
         max_queue_wait: See `HashPool`.
@@ -85,28 +88,36 @@ def configure(
             else no host budget.
         host_key: See `HashPool`.
         max_memory: See `HashPool`.
+        settings: Every setting as one `PoolSettings`, in place of the
+            separate keywords; used as given (build it with
+            `PoolSettings.from_env` to honour ``LOOPSAFE_HOST_LIMIT``).
 
     Returns:
         The default pool, now with these settings.
 
     Raises:
-        TypeError: If a setting has the wrong type.
-        ValueError: If a bound is out of range.
+        TypeError: If a setting has the wrong type, or both ``settings`` and
+            a separate keyword are given (every problem is listed).
+        ValueError: If a bound is out of range (every problem is listed).
     """
-    global _pool
-    limit = host_limit_from_env() if host_limit is None else _checked_host_limit(host_limit)
-    # Validate everything before changing anything.
-    candidate = HashPool(
-        max_workers,
+    # Check everything before changing anything; no pool is built for it.
+    settings = PoolSettings.merge(
+        settings,
+        from_env=True,
+        max_workers=max_workers,
         max_queue_wait=max_queue_wait,
         max_pending=max_pending,
-        executor=executor,
         nice=nice,
-        host_limit=limit,
+        host_limit=host_limit,
         host_key=host_key,
         max_memory=max_memory,
-        name="loopsafe-default",
     )
+    return _apply(settings, executor)
+
+
+def _apply(settings: PoolSettings, executor: Executor | None) -> HashPool:
+    global _pool  # noqa: PLW0603 - the one process-wide pool
+    born = (settings.nice, settings.host_limit, _host_key(settings), settings.max_memory)
     with _lock:
         current = _pool
         if (
@@ -114,16 +125,22 @@ def configure(
             and not current.closed
             and executor is None
             and current.uses_executor is False
-            and current.nice == nice
-            and (current.host_limit, current.host_key, current.max_memory)
-            == (candidate.host_limit, candidate.host_key, candidate.max_memory)
+            and (current.nice, current.host_limit, current.host_key, current.max_memory) == born
         ):
-            candidate.close()
-            current.max_workers = max_workers
-            current.max_queue_wait = max_queue_wait
-            current.max_pending = max_pending
+            current.max_workers = settings.max_workers
+            current.max_queue_wait = settings.max_queue_wait
+            current.max_pending = settings.max_pending
             return current
-        old, _pool = current, candidate
+        old = current
+        _pool = HashPool(name="loopsafe-default", executor=executor, settings=settings)
+        new = _pool
     if old is not None:
         old.close(cancel_queued=False)
-    return candidate
+    return new
+
+
+def _host_key(settings: PoolSettings) -> str | None:
+    """The host key a pool with these settings reports (its default when a limit is set)."""
+    if settings.host_limit is None:
+        return None
+    return settings.host_key or default_host_key()

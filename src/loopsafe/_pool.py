@@ -11,22 +11,18 @@ cache and a ``CapacityLimiter``):
 - the budget (`loopsafe._budget.Budget`): host slots and memory;
 - the ledger (`loopsafe._ledger.Ledger`): counts and tells the listeners.
 
-This module holds what is left: the public API, the call's way in (`run`)
-and out (a caller who stops waiting), closing, and life across ``fork``.
-
-How an async caller waits for a worker's answer, on asyncio or trio, lives in
-`loopsafe._waiting`; this module is plain threads and locks, so one pool serves
-any number of event loops, in any number of threads, at the same time.
+This module holds what is left: the public API, a call's way in (`run`) and
+out (a caller who stops waiting), closing, and the reset after ``fork``
+(`loopsafe._life` calls it). How an async caller waits for a worker's answer
+lives in `loopsafe._waiting`: here are only threads and locks, so one pool
+serves any number of event loops, in any number of threads, at once.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextvars
-import os
 import sys
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopsafe import _limits, _waiting
@@ -35,11 +31,13 @@ from loopsafe._budget import Budget
 from loopsafe._calls import _CANCELLED, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
 from loopsafe._fair import FairQueue, Key, check_key, check_priority
 from loopsafe._ledger import Ledger, Section
+from loopsafe._life import LIVE
 from loopsafe._service import Cost, ServiceTime, check_cost
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_NICE,
+    PoolSettings,
     _checked_host_limit,
     _checked_max_memory,
     _checked_nice,
@@ -132,9 +130,13 @@ class HashPool:
             (`loopsafe._limits.hashing_memory_budget`), else no bound beyond
             ``max_workers`` (and ``host_limit``).
         name: Shown in thread names and repr.
+        settings: Every setting above as one `PoolSettings` value, in place
+            of the separate keywords (giving both is a `TypeError`).
 
     Raises:
-        ValueError: If a bound is not positive, or ``nice`` is outside 0-19.
+        TypeError: If a setting has the wrong type (every problem is listed).
+        ValueError: If a bound is not positive or not finite, or ``nice`` is
+            outside 0-19 (every problem is listed).
         loopsafe.exceptions.HostBudgetUnavailable: ``host_limit`` was given
             but the host budget's files cannot be made (never a silent loss
             of the bound).
@@ -152,8 +154,22 @@ class HashPool:
         host_key: str | None = None,
         max_memory: int | None = None,
         name: str = "loopsafe",
+        settings: PoolSettings | None = None,
     ) -> None:
         """Create a pool; its threads start lazily on first use."""
+        settings = PoolSettings.merge(
+            settings,
+            max_workers=max_workers,
+            max_queue_wait=max_queue_wait,
+            max_pending=max_pending,
+            nice=nice,
+            host_limit=host_limit,
+            host_key=host_key,
+            max_memory=max_memory,
+        )
+        max_workers, max_queue_wait, max_pending, nice, host_limit, host_key, max_memory = (
+            settings.pool_values()
+        )
         workers = _checked_workers(max_workers)
         self._follows_limits = False
         queue_wait = _checked_queue_wait(max_queue_wait)
@@ -580,19 +596,5 @@ class HashPool:
                 self._workers.close()
 
 
-_live_pools: weakref.WeakSet[HashPool] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for pool in list(_live_pools):
-        pool._after_fork_in_child()  # noqa: SLF001 - module-private protocol
-
-
-def _close_all_at_exit() -> None:
-    for pool in list(_live_pools):
-        pool.close()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_close_all_at_exit)
+#: Every pool alive in this process (`loopsafe._life`: fork and exit).
+_live_pools = LIVE

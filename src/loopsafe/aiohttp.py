@@ -19,8 +19,9 @@ starts, not at the first login) and adds to the app:
 
 - a cleanup context, ahead of the app's own, that configures loopsafe's default
   pool at startup, keeps it under ``app[POOL_KEY]`` and the `PasswordHash` under
-  ``app[PASSWORD_HASH_KEY]``, and closes the pool at cleanup (waiting for the
-  hashes already running);
+  ``app[PASSWORD_HASH_KEY]`` and, with ``PoolSettings(monitor_lag=True)``, a
+  running `LoopLagMonitor` under ``app[LAG_KEY]``, and closes the pool at
+  cleanup (waiting for the hashes already running);
 - `overload_middleware`, first: `Overloaded` becomes 503 with ``Retry-After``
   and ``{"detail", "retry_after"}``, `PoolClosed` (a request caught by the
   shutdown) a bare 503.
@@ -45,11 +46,10 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError("loopsafe.aiohttp needs aiohttp: pip install 'loopsafe[aiohttp]'") from exc
 
 from loopsafe._api import PasswordHash
-from loopsafe._default import configure
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._lag import LoopLagMonitor
 from loopsafe._pool import HashPool
-from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
+from loopsafe._web import AppOptions, client_password_hash, refusal
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
@@ -59,9 +59,11 @@ if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
     from loopsafe._fair import Key
+    from loopsafe._settings import PoolSettings
 
 __all__ = [
     "CLIENT_KEY_KEY",
+    "LAG_KEY",
     "PASSWORD_HASH_KEY",
     "POOL_KEY",
     "client_remote",
@@ -74,6 +76,8 @@ __all__ = [
 PASSWORD_HASH_KEY: Final = web.AppKey("loopsafe_password_hash", PasswordHash)
 #: The app key holding the `HashPool` that `setup`'s cleanup context configured.
 POOL_KEY: Final = web.AppKey("loopsafe_pool", HashPool)
+#: The app key holding the running `LoopLagMonitor` (``PoolSettings(monitor_lag=True)``).
+LAG_KEY: Final = web.AppKey("loopsafe_lag", LoopLagMonitor)
 #: The app key holding `setup`'s ``client_key`` (``request -> key``, or None: no keys).
 CLIENT_KEY_KEY: Final[web.AppKey[Callable[[web.Request], Key] | None]] = web.AppKey(
     "loopsafe_client_key"
@@ -96,15 +100,12 @@ async def overload_middleware(request: web.Request, handler: Handler) -> web.Str
     """Answer `Overloaded` with 503 + ``Retry-After``, `PoolClosed` with 503; pass the rest."""
     try:
         return await handler(request)
-    except Overloaded as exc:
-        seconds = retry_after_seconds(exc.retry_after)
+    except (Overloaded, PoolClosed) as exc:
+        answer = refusal(exc)
+        assert answer is not None  # noqa: S101 - refusal() answers both of these
         return web.json_response(
-            {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
-            status=503,
-            headers={"Retry-After": str(seconds)},
+            dict(answer.body), status=answer.status, headers=dict(answer.headers)
         )
-    except PoolClosed:
-        return web.json_response({"detail": SHUTTING_DOWN_DETAIL}, status=503)
 
 
 def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
@@ -122,23 +123,21 @@ def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
             never its value).
     """
     if isinstance(source, web.Request):
-        password_hash = source.config_dict.get(PASSWORD_HASH_KEY)
-    elif isinstance(source, web.Application):
-        password_hash = source.get(PASSWORD_HASH_KEY)
-    else:
-        raise TypeError(f"expected an aiohttp Request or Application, not {type(source).__name__}")
-    if password_hash is None:
-        raise RuntimeError(
-            "this app has no loopsafe PasswordHash: call loopsafe.aiohttp.setup(app) "
-            "before the app starts"
+        return client_password_hash(
+            source.config_dict.get(PASSWORD_HASH_KEY),
+            source.config_dict.get(CLIENT_KEY_KEY, client_remote),
+            source,
+            where="setup(client_key=...)",
+            missing=_MISSING,
         )
-    if isinstance(source, web.Application):
-        return password_hash
-    client_key = source.config_dict.get(CLIENT_KEY_KEY, client_remote)
-    if client_key is None:
-        return password_hash
-    key = key_of(client_key, source, "setup(client_key=...)")
-    return password_hash if key is None else password_hash.for_client(key)
+    if isinstance(source, web.Application):  # an app has no client: unbound
+        return client_password_hash(
+            source.get(PASSWORD_HASH_KEY), None, source, where="", missing=_MISSING
+        )
+    raise TypeError(f"expected an aiohttp Request or Application, not {type(source).__name__}")
+
+
+_MISSING: Final = "call loopsafe.aiohttp.setup(app) before the app starts"
 
 
 def setup(
@@ -151,6 +150,7 @@ def setup(
     executor: Executor | None = None,
     nice: int = DEFAULT_NICE,
     client_key: Callable[[web.Request], Key] | None = client_remote,
+    settings: PoolSettings | None = None,
 ) -> None:
     """Give ``app`` loopsafe's pool for its life, the 503 middleware and a `PasswordHash`.
 
@@ -167,54 +167,50 @@ def setup(
         client_key: ``request -> key`` for `get_password_hash`: the client
             each request hashes for, so a flood from one client cannot take
             the whole pool. Default `client_remote`; None disables keys.
+        settings: Every pool setting as one `loopsafe.PoolSettings`, in place
+            of the separate keywords: ``host_limit``, ``host_key``,
+            ``max_memory`` and ``monitor_lag`` (the running `LoopLagMonitor`
+            is kept under ``app[LAG_KEY]``) come this way. Used as given;
+            build it with `PoolSettings.from_env` to honour
+            ``LOOPSAFE_HOST_LIMIT`` (without ``settings`` it is honoured).
 
     Raises:
         TypeError: If ``app`` is not an aiohttp Application, ``password_hash``
             not a loopsafe `PasswordHash`, ``client_key`` neither a callable
-            nor None, or a pool setting has the wrong type.
-        ValueError: If a pool setting is out of range.
+            nor None, a pool setting has the wrong type, or ``settings`` and
+            a separate keyword are both given.
+        ValueError: If a pool setting is out of range (every problem is listed).
         RuntimeError: If ``app`` has already started (its middleware is frozen)
             or `setup` was already called on it.
     """
     if not isinstance(app, web.Application):
         raise TypeError(f"setup() takes an aiohttp Application, not {type(app).__name__}")
-    if password_hash is not None and not isinstance(password_hash, PasswordHash):
-        raise TypeError(
-            "setup(password_hash=...) takes a loopsafe PasswordHash, "
-            f"not {type(password_hash).__name__}"
-        )
-    check_client_key_option(client_key, "setup(client_key=...)")
+    options = AppOptions.build(
+        "setup",
+        settings=settings,
+        keywords={
+            "max_workers": max_workers,
+            "max_queue_wait": max_queue_wait,
+            "max_pending": max_pending,
+            "nice": nice,
+        },
+        executor=executor,
+        password_hash=password_hash,
+        client_key=client_key,
+    )
     if app.frozen:
         raise RuntimeError("loopsafe.aiohttp.setup() must be called before the app starts")
     if overload_middleware in app.middlewares:
         raise RuntimeError("loopsafe.aiohttp.setup() was already called on this app")
-    # HashPool's constructor is the one place that checks these; its threads
-    # start lazily, so this check pool costs nothing and is dropped at once.
-    HashPool(
-        max_workers,
-        max_queue_wait=max_queue_wait,
-        max_pending=max_pending,
-        executor=executor,
-        nice=nice,
-        name="loopsafe-settings-check",
-    ).close()
-    hasher = password_hash if password_hash is not None else PasswordHash.recommended()
 
     async def loopsafe_pool(app: web.Application) -> AsyncIterator[None]:
-        pool = configure(
-            max_workers,
-            max_queue_wait=max_queue_wait,
-            max_pending=max_pending,
-            executor=executor,
-            nice=nice,
-        )
-        try:
-            app[POOL_KEY] = pool
+        async with options.running() as running:
+            app[POOL_KEY] = running.pool
+            if running.lag is not None:
+                app[LAG_KEY] = running.lag
             yield
-        finally:
-            await pool.aclose()
 
-    app[PASSWORD_HASH_KEY] = hasher
-    app[CLIENT_KEY_KEY] = client_key
+    app[PASSWORD_HASH_KEY] = options.password_hash
+    app[CLIENT_KEY_KEY] = options.client_key
     app.cleanup_ctx.insert(0, loopsafe_pool)
     app.middlewares.insert(0, overload_middleware)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import copy
 import secrets
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 try:
     import jwt
@@ -66,6 +66,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 from loopsafe._api import PasswordHash
 from loopsafe._default import default_pool
 from loopsafe._fair import check_key, check_priority
+from loopsafe._password_call import Route, hashers_route, run_password_call
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -174,7 +175,7 @@ class PasswordHelper(PasswordHelperProtocol):
             TypeError: If ``password`` is not a str, before anything is queued.
         """
         _check_str(password, "password")
-        return await self.pool.run(self.hash, password, key=self._key, priority=self._priority)
+        return await run_password_call(self.pool, self._call_route(), self.hash, password)
 
     async def averify_and_update(
         self, plain_password: str, hashed_password: str
@@ -186,18 +187,23 @@ class PasswordHelper(PasswordHelperProtocol):
         """
         _check_str(plain_password, "plain_password")
         _check_str(hashed_password, "hashed_password")
-        return await self.pool.run(
-            self.verify_and_update,
-            plain_password,
-            hashed_password,
-            key=self._key,
-            priority=self._priority,
+        return await run_password_call(
+            self.pool, self._call_route(), self.verify_and_update, plain_password, hashed_password
         )
+
+    def _call_route(self) -> Route:
+        """The client's key and priority, and the `PasswordHash`'s memory and cost."""
+        return hashers_route(self.password_hash.hashers, key=self._key, priority=self._priority)
 
 
 def _check_str(value: object, name: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be str, not {type(value).__name__}")
+
+
+#: A helper of another kind says nothing about its hashes: shared key, no
+#: declared memory, no cost estimate (the pool learns it from the first calls).
+_UNKNOWN_HELPER: Final = Route(key=None, priority=0, memory=0, cost=None)
 
 
 @cache
@@ -276,7 +282,7 @@ class PoolPasswordManagerMixin(BaseUserManager[models.UP, models.ID]):
         helper = self.password_helper
         if isinstance(helper, AsyncPasswordHelper):
             return await helper.ahash(password)
-        return await default_pool().run(helper.hash, password)
+        return await run_password_call(default_pool(), _UNKNOWN_HELPER, helper.hash, password)
 
     async def averify_and_update_password(
         self, plain_password: str, hashed_password: str
@@ -285,7 +291,13 @@ class PoolPasswordManagerMixin(BaseUserManager[models.UP, models.ID]):
         helper = self.password_helper
         if isinstance(helper, AsyncPasswordHelper):
             return await helper.averify_and_update(plain_password, hashed_password)
-        return await default_pool().run(helper.verify_and_update, plain_password, hashed_password)
+        return await run_password_call(
+            default_pool(),
+            _UNKNOWN_HELPER,
+            helper.verify_and_update,
+            plain_password,
+            hashed_password,
+        )
 
     # -- fastapi-users' methods, with the hashing awaited --------------------------
 

@@ -21,9 +21,10 @@
 
 - a lifespan, entered before the app's own, that configures loopsafe's default
   pool at startup, keeps the `PasswordHash` on ``app.state.password_hash``, the
-  pool on ``app.state.loopsafe_pool`` and ``client_key`` on
-  ``app.state.loopsafe_client_key``, and closes the pool at shutdown
-  (waiting for the hashes already running);
+  pool on ``app.state.loopsafe_pool``, ``client_key`` on
+  ``app.state.loopsafe_client_key`` and, with ``PoolSettings(monitor_lag=True)``,
+  a running `LoopLagMonitor` on ``app.state.loopsafe_lag``, and closes the
+  pool at shutdown (waiting for the hashes already running);
 - exception handlers: `Overloaded` becomes 503 with ``Retry-After`` and
   ``{"detail", "retry_after"}``, `PoolClosed` (a request caught by shutdown)
   a bare 503; handlers the app already has for them are kept;
@@ -55,11 +56,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError("loopsafe.litestar needs Litestar: pip install 'loopsafe[litestar]'") from exc
 
 from loopsafe._api import PasswordHash
-from loopsafe._default import configure
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
-from loopsafe._pool import HashPool
-from loopsafe._request_key import check_client_key_option, key_of
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
+from loopsafe._web import AppOptions, client_password_hash, refusal
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
@@ -69,6 +67,7 @@ if TYPE_CHECKING:
     from litestar.config.app import AppConfig
 
     from loopsafe._fair import Key
+    from loopsafe._settings import PoolSettings
 
 __all__ = [
     "LoopsafePlugin",
@@ -82,6 +81,7 @@ __all__ = [
 _STATE_PASSWORD_HASH: Final = "password_hash"  # noqa: S105 - a key name
 _STATE_POOL: Final = "loopsafe_pool"
 _STATE_CLIENT_KEY: Final = "loopsafe_client_key"
+_STATE_LAG: Final = "loopsafe_lag"
 
 
 def client_host(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -100,20 +100,25 @@ def overloaded_handler(_request: Request[Any, Any, Any], exc: Exception) -> Resp
     """Answer `Overloaded` with 503, ``Retry-After`` and ``{"detail", "retry_after"}``."""
     if not isinstance(exc, Overloaded):
         raise exc
-    seconds = retry_after_seconds(exc.retry_after)
-    return Response(
-        {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
-        status_code=503,
-        headers={"Retry-After": str(seconds)},
-        media_type=MediaType.JSON,
-    )
+    return _refusal_response(exc)
 
 
 def pool_closed_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
     if not isinstance(exc, PoolClosed):
         raise exc
-    return Response({"detail": SHUTTING_DOWN_DETAIL}, status_code=503, media_type=MediaType.JSON)
+    return _refusal_response(exc)
+
+
+def _refusal_response(exc: Overloaded | PoolClosed) -> Response[Any]:
+    answer = refusal(exc)
+    assert answer is not None  # noqa: S101 - refusal() answers both of these
+    return Response(
+        dict(answer.body),
+        status_code=answer.status,
+        headers=dict(answer.headers),
+        media_type=MediaType.JSON,
+    )
 
 
 async def provide_password_hash(
@@ -134,22 +139,14 @@ async def provide_password_hash(
             ``client_key`` returned a bad key (the message names its type,
             never its value).
     """
-    password_hash = state.get(_STATE_PASSWORD_HASH)
-    if password_hash is None:
-        raise RuntimeError(
-            "this app has no loopsafe PasswordHash on app.state.password_hash: "
-            "add plugins=[loopsafe.litestar.LoopsafePlugin()] to the app"
-        )
-    if not isinstance(password_hash, PasswordHash):
-        raise TypeError(
-            f"app.state.password_hash is a {type(password_hash).__name__}, "
-            "not a loopsafe PasswordHash"
-        )
-    client_key = state.get(_STATE_CLIENT_KEY, client_host)
-    if client_key is None:
-        return password_hash
-    key = key_of(client_key, request, "LoopsafePlugin(client_key=...)")
-    return password_hash if key is None else password_hash.for_client(key)
+    return client_password_hash(
+        state.get(_STATE_PASSWORD_HASH),
+        state.get(_STATE_CLIENT_KEY, client_host),
+        request,
+        where="LoopsafePlugin(client_key=...)",
+        missing="add plugins=[loopsafe.litestar.LoopsafePlugin()] to the app "
+        "(it sets app.state.password_hash)",
+    )
 
 
 def _check_dependency_key(key: object) -> None:
@@ -174,16 +171,23 @@ class LoopsafePlugin(InitPlugin):
         client_key: ``connection -> key`` for the dependency: the client each
             request hashes for, so a flood from one client cannot take the
             whole pool. Default `client_host`; None disables keys.
+        settings: Every pool setting as one `loopsafe.PoolSettings`, in place
+            of the separate keywords: ``host_limit``, ``host_key``,
+            ``max_memory`` and ``monitor_lag`` (the running `LoopLagMonitor`
+            is kept on ``app.state.loopsafe_lag``) come this way. Used as
+            given; build it with `PoolSettings.from_env` to honour
+            ``LOOPSAFE_HOST_LIMIT`` (without ``settings`` it is honoured).
 
     Raises:
         TypeError: If ``password_hash`` is not a loopsafe `PasswordHash`,
-            ``client_key`` is neither a callable nor None, or a pool setting
-            has the wrong type.
-        ValueError: If a pool setting is out of range, or ``dependency_key``
-            is not an identifier.
+            ``client_key`` is neither a callable nor None, a pool setting
+            has the wrong type, or ``settings`` and a separate keyword are
+            both given.
+        ValueError: If a pool setting is out of range (every problem is
+            listed), or ``dependency_key`` is not an identifier.
     """
 
-    __slots__ = ("_client_key", "_dependency_key", "_password_hash", "_pool_settings")
+    __slots__ = ("_dependency_key", "_options")
 
     def __init__(
         self,
@@ -196,35 +200,34 @@ class LoopsafePlugin(InitPlugin):
         nice: int = DEFAULT_NICE,
         dependency_key: str | None = "password_hash",
         client_key: Callable[[ASGIConnection[Any, Any, Any, Any]], Key] | None = client_host,
+        settings: PoolSettings | None = None,
     ) -> None:
         """Check every setting now, so that a bad one fails at app start-up."""
-        if password_hash is not None and not isinstance(password_hash, PasswordHash):
-            raise TypeError(
-                "LoopsafePlugin(password_hash=...) takes a loopsafe PasswordHash, "
-                f"not {type(password_hash).__name__}"
-            )
         _check_dependency_key(dependency_key)
-        check_client_key_option(client_key, "LoopsafePlugin(client_key=...)")
-        self._pool_settings: dict[str, Any] = {
-            "max_workers": max_workers,
-            "max_queue_wait": max_queue_wait,
-            "max_pending": max_pending,
-            "executor": executor,
-            "nice": nice,
-        }
-        # HashPool's constructor is the one place that checks these; its threads
-        # start lazily, so this check pool costs nothing and is dropped at once.
-        HashPool(**self._pool_settings, name="loopsafe-settings-check").close()
-        self._password_hash = (
-            password_hash if password_hash is not None else PasswordHash.recommended()
+        self._options = AppOptions.build(
+            "LoopsafePlugin",
+            settings=settings,
+            keywords={
+                "max_workers": max_workers,
+                "max_queue_wait": max_queue_wait,
+                "max_pending": max_pending,
+                "nice": nice,
+            },
+            executor=executor,
+            password_hash=password_hash,
+            client_key=client_key,
         )
         self._dependency_key = dependency_key
-        self._client_key = client_key
 
     @property
     def password_hash(self) -> PasswordHash:
         """The `PasswordHash` the app's handlers receive."""
-        return self._password_hash
+        return self._options.password_hash
+
+    @property
+    def settings(self) -> PoolSettings:
+        """The pool's settings, checked (what the app's start-up configures)."""
+        return self._options.settings
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add the lifespan (first), the exception handlers and the dependency."""
@@ -239,11 +242,10 @@ class LoopsafePlugin(InitPlugin):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        pool = configure(**self._pool_settings)
-        try:
-            app.state[_STATE_POOL] = pool
-            app.state[_STATE_PASSWORD_HASH] = self._password_hash
-            app.state[_STATE_CLIENT_KEY] = self._client_key
+        async with self._options.running() as running:
+            app.state[_STATE_POOL] = running.pool
+            app.state[_STATE_PASSWORD_HASH] = self._options.password_hash
+            app.state[_STATE_CLIENT_KEY] = self._options.client_key
+            if running.lag is not None:
+                app.state[_STATE_LAG] = running.lag
             yield
-        finally:
-            await pool.aclose()

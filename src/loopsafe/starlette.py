@@ -44,12 +44,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "pip install 'loopsafe[starlette]'"
     ) from exc
 
-from loopsafe._api import PasswordHash
-from loopsafe._default import configure
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
-from loopsafe._lag import LoopLagMonitor
-from loopsafe._request_key import check_client_key_option, key_of
+from loopsafe._api import PasswordHash  # noqa: TC001 - FastAPI reads annotations at runtime
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
+from loopsafe._web import AppOptions, client_password_hash, key_of, refusal, retry_after_seconds
 from loopsafe.exceptions import Overloaded, PoolClosed
 
 if TYPE_CHECKING:
@@ -58,6 +55,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from loopsafe._fair import Key
+    from loopsafe._settings import PoolSettings
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -104,19 +102,20 @@ async def overloaded_handler(_request: Request, exc: Exception) -> Response:
     """
     if not isinstance(exc, Overloaded):
         raise exc
-    seconds = retry_after_seconds(exc.retry_after)
-    return JSONResponse(
-        {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
-        status_code=503,
-        headers={"Retry-After": str(seconds)},
-    )
+    return _refusal_response(exc)
 
 
 async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
     """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
     if not isinstance(exc, PoolClosed):
         raise exc
-    return JSONResponse({"detail": SHUTTING_DOWN_DETAIL}, status_code=503)
+    return _refusal_response(exc)
+
+
+def _refusal_response(exc: Overloaded | PoolClosed) -> Response:
+    answer = refusal(exc)
+    assert answer is not None  # noqa: S101 - refusal() answers both of these
+    return JSONResponse(dict(answer.body), status_code=answer.status, headers=dict(answer.headers))
 
 
 #: ``exception_handlers=`` for ``Starlette(...)`` or ``FastAPI(...)``: `Overloaded`
@@ -141,19 +140,14 @@ async def get_password_hash(request: Request) -> PasswordHash:
         TypeError: If ``app.state.password_hash`` is something else, or the
             lifespan's ``client_key`` returned a bad key (see `request_key`).
     """
-    password_hash = getattr(request.app.state, STATE_PASSWORD_HASH, None)
-    if password_hash is None:
-        raise RuntimeError(
-            "this app has no loopsafe PasswordHash on app.state.password_hash: "
-            "pass lifespan=loopsafe.starlette.lifespan(...) to the app"
-        )
-    if not isinstance(password_hash, PasswordHash):
-        raise TypeError(
-            f"app.state.password_hash is a {type(password_hash).__name__}, "
-            "not a loopsafe PasswordHash"
-        )
-    key = request_key(request)
-    return password_hash if key is None else password_hash.for_client(key)
+    return client_password_hash(
+        getattr(request.app.state, STATE_PASSWORD_HASH, None),
+        getattr(request.app.state, STATE_CLIENT_KEY, client_host),
+        request,
+        where="the lifespan's client_key",
+        missing="pass lifespan=loopsafe.starlette.lifespan(...) to the app "
+        "(it sets app.state.password_hash)",
+    )
 
 
 def request_key(request: Request) -> Key:
@@ -186,11 +180,13 @@ def lifespan(
     max_memory: int | None = None,
     monitor_lag: bool = False,
     client_key: Callable[[Request], Key] | None = client_host,
+    settings: PoolSettings | None = None,
 ) -> Callable[[Any], AbstractAsyncContextManager[Any]]:
     """Return a lifespan that owns loopsafe's pool for the app's life, around the app's own.
 
-    At startup it sets the default pool's bounds (`loopsafe.configure`)
-    from these settings, stores the `PasswordHash` on
+    Its settings are checked when it is made (a bad one fails when the app
+    is built, naming the setting). At startup it sets the default pool's bounds
+    (`loopsafe.configure`) from these settings, stores the `PasswordHash` on
     ``app.state.password_hash`` and the pool on ``app.state.loopsafe_pool``,
     optionally starts a `LoopLagMonitor` on ``app.state.loopsafe_lag``, and then
     enters ``app_lifespan`` (whose state, if it yields one, passes through
@@ -217,51 +213,53 @@ def lifespan(
         client_key: ``request -> key`` for `get_password_hash`: the client
             each request hashes for, so a flood from one client cannot take
             the whole pool. Default `client_host`; None disables keys.
+        settings: Every pool setting and ``monitor_lag`` as one
+            `loopsafe.PoolSettings`, in place of the separate keywords above
+            (used as given: build it with `PoolSettings.from_env` to honour
+            ``LOOPSAFE_HOST_LIMIT``).
 
     Returns:
         A callable for ``Starlette(lifespan=...)`` or ``FastAPI(lifespan=...)``.
 
     Raises:
-        TypeError: If ``client_key`` is neither a callable nor None.
+        TypeError: If ``client_key`` is neither a callable nor None,
+            ``password_hash`` is not a `PasswordHash`, a setting has the wrong
+            type, or ``settings`` and a separate keyword are both given.
+        ValueError: If a setting is out of range (every problem is listed).
     """
-    check_client_key_option(client_key, "lifespan(client_key=...)")
+    options = AppOptions.build(
+        "lifespan",
+        settings=settings,
+        keywords={
+            "max_workers": max_workers,
+            "max_queue_wait": max_queue_wait,
+            "max_pending": max_pending,
+            "nice": nice,
+            "host_limit": host_limit,
+            "host_key": host_key,
+            "max_memory": max_memory,
+            "monitor_lag": monitor_lag,
+        },
+        executor=executor,
+        password_hash=password_hash,
+        client_key=client_key,
+    )
     inner: Callable[[Any], Any] | None = app_lifespan
     if inner is not None and inspect.isasyncgenfunction(inner):
         inner = asynccontextmanager(inner)
 
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[Any]:  # noqa: ANN401 - any Starlette subclass
-        pool = configure(
-            max_workers,
-            max_queue_wait=max_queue_wait,
-            max_pending=max_pending,
-            executor=executor,
-            nice=nice,
-            host_limit=host_limit,
-            host_key=host_key,
-            max_memory=max_memory,
-        )
-        try:
-            hasher = password_hash if password_hash is not None else PasswordHash.recommended()
-            # A cold pool sheds a burst by this estimate until its first answer.
-            hasher.estimate_cost()
-            setattr(app.state, STATE_POOL, pool)
-            setattr(app.state, STATE_PASSWORD_HASH, hasher)
-            setattr(app.state, STATE_CLIENT_KEY, client_key)
-            monitor = LoopLagMonitor(keep_all=False) if monitor_lag else None
-            if monitor is not None:
-                await monitor.start()
-                setattr(app.state, STATE_LAG, monitor)
-            try:
-                if inner is None:
-                    yield None
-                else:
-                    async with inner(app) as state:
-                        yield state
-            finally:
-                if monitor is not None:
-                    await monitor.stop()
-        finally:
-            await pool.aclose()
+        async with options.running() as running:
+            setattr(app.state, STATE_POOL, running.pool)
+            setattr(app.state, STATE_PASSWORD_HASH, options.password_hash)
+            setattr(app.state, STATE_CLIENT_KEY, options.client_key)
+            if running.lag is not None:
+                setattr(app.state, STATE_LAG, running.lag)
+            if inner is None:
+                yield None
+            else:
+                async with inner(app) as state:
+                    yield state
 
     return run

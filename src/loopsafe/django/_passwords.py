@@ -23,9 +23,9 @@ from django.views.decorators.debug import sensitive_variables
 
 from loopsafe._calls import bind
 from loopsafe._default import default_pool
+from loopsafe._password_call import run_password_call
 from loopsafe.django import _argon2
-from loopsafe.django._client import current_key
-from loopsafe.hashers._scrypt import scrypt_memory
+from loopsafe.django._route import hasher_memory, route
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -52,11 +52,6 @@ T = TypeVar("T")
 
 #: Local variable names that hold a raw password in loopsafe's and Django's frames.
 SENSITIVE = ("password", "raw_password", "credentials")
-
-
-def _key(key: Key) -> Key:
-    """The key to pass to the pool: the one given, else the current request's."""
-    return current_key() if key is None else key
 
 
 def hide_passwords(func: F) -> F:
@@ -214,28 +209,6 @@ def _set_password(user: Any, password: str) -> None:
     user._password = password  # noqa: SLF001 - Django's own field for password_changed
 
 
-def hasher_memory(hasher: object) -> int:
-    """Return the bytes one hash of this Django hasher needs (0 for CPU-only algorithms)."""
-    algorithm = getattr(hasher, "algorithm", None)
-    if algorithm == "argon2":
-        return int(getattr(hasher, "memory_cost", 0)) * 1024
-    if algorithm == "scrypt":
-        return scrypt_memory(
-            int(getattr(hasher, "work_factor", 0)),
-            int(getattr(hasher, "block_size", 0)),
-            int(getattr(hasher, "parallelism", 0)),
-        )
-    return 0
-
-
-def _memory() -> int:
-    """Bytes the most memory-hungry configured hasher declares, for ``MAX_MEMORY``."""
-    try:
-        return max((hasher_memory(h) for h in hashers.get_hashers()), default=0)
-    except ImportError:  # a missing hasher is Django's error to raise, at the hash
-        return 0
-
-
 @hide_passwords
 async def averify_password(
     password: str | None,
@@ -261,8 +234,8 @@ async def averify_password(
     Raises:
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
-    return await default_pool().run(
-        bind(_verify, password, encoded, preferred), key=_key(key), memory=_memory()
+    return await run_password_call(
+        default_pool(), route(key), bind(_verify, password, encoded, preferred)
     )
 
 
@@ -334,8 +307,8 @@ async def amake_password(
         return unusable
     if not isinstance(password, (bytes, str)):
         raise TypeError(f"Password must be a string or bytes, got {type(password).__qualname__}.")
-    return await default_pool().run(
-        bind(_make_password, password, salt, hasher), key=_key(key), memory=_memory()
+    return await run_password_call(
+        default_pool(), route(key), bind(_make_password, password, salt, hasher)
     )
 
 
@@ -384,7 +357,7 @@ async def acheck_user_password(
         loopsafe.Overloaded: The pool refused the call; nothing ran.
     """
     job = bind(_verify_and_rehash, raw_password, user.password)
-    is_correct, new_encoded = await default_pool().run(job, key=_key(key), memory=_memory())
+    is_correct, new_encoded = await run_password_call(default_pool(), route(key), job)
     if new_encoded is not None:
         user.password = new_encoded
         # Password hash upgrades are not password changes.
@@ -407,6 +380,4 @@ async def arun_unknown_user_hasher(password: str, *, key: Key = None) -> None:
     from django.contrib.auth import get_user_model
 
     throwaway = get_user_model()()
-    await default_pool().run(
-        bind(_set_password, throwaway, password), key=_key(key), memory=_memory()
-    )
+    await run_password_call(default_pool(), route(key), bind(_set_password, throwaway, password))

@@ -1,8 +1,10 @@
 """loopsafe's system checks (``manage.py check --tag loopsafe``).
 
 =============  ==============================================================
-id             what it warns about
+id             what it reports
 =============  ==============================================================
+loopsafe.E001  an invalid value in ``settings.LOOPSAFE`` (one error per key:
+               whatever `loopsafe.PoolSettings` refuses, inf and nan included)
 loopsafe.W001  ``aauthenticate()`` hashes on the event loop (or, on Django 4.2,
                there is no async authentication), given AUTHENTICATION_BACKENDS
 loopsafe.W002  ``AUTH_USER_MODEL``'s ``acheck_password()`` hashes on the event
@@ -15,8 +17,8 @@ loopsafe.W005  unknown keys in ``settings.LOOPSAFE`` (typos)
 loopsafe.W006  ``OverloadMiddleware`` missing: an overloaded login answers 500
 =============  ==============================================================
 
-Invalid *values* in ``LOOPSAFE`` are not a check: they raise
-``ImproperlyConfigured`` when Django starts, because ASGI servers run no checks.
+Invalid *values* in ``LOOPSAFE`` also raise ``ImproperlyConfigured`` when
+Django starts (naming every bad key), because ASGI servers run no checks.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "check_hasher_memory",
     "check_middleware",
     "check_settings_keys",
+    "check_settings_values",
     "check_user_model",
     "hasher_memory",
     "process_memory_limit",
@@ -78,7 +81,7 @@ def _hasher_classes() -> list[tuple[str, object]]:
 def _patch_auth_on() -> bool:
     try:
         return conf.get_settings().patch_auth
-    except Exception:  # noqa: BLE001 - an invalid LOOPSAFE is reported when Django starts
+    except Exception:  # noqa: BLE001 - an invalid LOOPSAFE is loopsafe.E001's to report
         return False
 
 
@@ -220,7 +223,7 @@ def check_hasher_memory(app_configs: object = None, **_: object) -> list[CheckMe
     """W004: memory of the hungriest hasher x MAX_WORKERS above MEMORY_SHARE of the limit."""
     try:
         workers = conf.get_settings().pool_settings[0]
-    except Exception:  # noqa: BLE001 - an invalid LOOPSAFE is reported when Django starts
+    except Exception:  # noqa: BLE001 - an invalid LOOPSAFE is loopsafe.E001's to report
         return []
     needs = [(hasher_memory(hasher), path) for path, hasher in _hasher_classes()]
     limit = process_memory_limit()
@@ -241,6 +244,18 @@ def check_hasher_memory(app_configs: object = None, **_: object) -> list[CheckMe
             ),
             id="loopsafe.W004",
         )
+    ]
+
+
+def check_settings_values(app_configs: object = None, **_: object) -> list[CheckMessage]:  # noqa: ARG001
+    """E001: values of settings.LOOPSAFE that the pool would refuse, one error per key."""
+    return [
+        checks.Error(
+            f"{conf.label(key)} {message}.",
+            hint="See loopsafe.django.conf for each key's type and range.",
+            id="loopsafe.E001",
+        )
+        for key, message in conf.problems(getattr(settings, "LOOPSAFE", None))
     ]
 
 
@@ -287,6 +302,7 @@ def check_middleware(app_configs: object = None, **_: object) -> list[CheckMessa
 
 #: Every check, in id order; the app registers them with the `TAG` tag.
 ALL_CHECKS: Final[tuple[Callable[..., list[CheckMessage]], ...]] = (
+    check_settings_values,
     check_async_auth_backends,
     check_user_model,
     check_bcrypt,

@@ -13,6 +13,8 @@ In ``settings.py``::
                                 # None: $LOOPSAFE_HOST_LIMIT if set, else no host budget
         "HOST_KEY": None,       # which host budget to share; None: user id and program name
         "MAX_MEMORY": None,     # bytes the hashes running may declare together; None: no bound
+        # or, in place of the pool keys above, all of them as one value:
+        # "POOL": loopsafe.PoolSettings(max_workers=2, max_queue_wait=0.5),
     }
 
 Every key is optional. The app applies them when Django starts (its
@@ -20,8 +22,12 @@ Every key is optional. The app applies them when Django starts (its
 tests sends ``setting_changed``): the loopsafe default pool's bounds are set
 with `loopsafe.configure` when a pool key changed, and ``PATCH_AUTH`` patches or
 unpatches Django. An invalid value raises ``ImproperlyConfigured`` right then,
-so a typo cannot go unnoticed under an ASGI server, which runs no system
-checks; an unknown key is reported by the ``loopsafe.W005`` check.
+naming every bad key at once, so a typo cannot go unnoticed under an ASGI
+server, which runs no system checks; ``loopsafe.E001`` reports the same
+problems as system-check errors, and an unknown key is reported by the
+``loopsafe.W005`` check. The pool keys are checked by `loopsafe.PoolSettings`
+itself, so Django refuses exactly what the pool would (inf, nan, a bool for
+an int...).
 """
 
 from __future__ import annotations
@@ -34,14 +40,15 @@ from typing import TYPE_CHECKING, Any, Final
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._default import configure, default_pool
-from loopsafe._runtime_dir import check_host_key, default_host_key
+from loopsafe._runtime_dir import default_host_key
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_NICE,
-    MAX_NICE,
-    _checked_host_limit,
+    DEFAULT_SETTINGS,
+    PoolSettings,
     host_limit_from_env,
+    settings_problems,
     usable_cpus,
 )
 from loopsafe.django import _client, _patch
@@ -54,6 +61,8 @@ __all__ = [
     "LoopsafeSettings",
     "apply",
     "get_settings",
+    "label",
+    "problems",
     "setting_changed_receiver",
     "suggestion",
 ]
@@ -69,6 +78,18 @@ DEFAULTS: Final[dict[str, object]] = {
     "HOST_LIMIT": None,
     "HOST_KEY": None,
     "MAX_MEMORY": None,
+    "POOL": None,
+}
+
+#: The ``LOOPSAFE`` keys that are `loopsafe.PoolSettings` fields, and the field each sets.
+_POOL_KEYS: Final[dict[str, str]] = {
+    "MAX_WORKERS": "max_workers",
+    "MAX_QUEUE_WAIT": "max_queue_wait",
+    "MAX_PENDING": "max_pending",
+    "NICE": "nice",
+    "HOST_LIMIT": "host_limit",
+    "HOST_KEY": "host_key",
+    "MAX_MEMORY": "max_memory",
 }
 
 
@@ -77,108 +98,140 @@ class LoopsafeSettings:
     """``settings.LOOPSAFE``, validated, with defaults filled in.
 
     Attributes:
-        max_workers: Hashes that run at once (None: the usable CPUs).
-        max_queue_wait: Longest estimated queue wait in seconds before
-            `loopsafe.Overloaded` (None: no wait-based limit).
-        max_pending: Most calls waiting in the queue.
-        nice: How much the hashing threads' nice value is raised (0-19).
+        pool: The pool's settings, from ``LOOPSAFE["POOL"]`` or the separate
+            keys; ``HOST_LIMIT`` unset reads ``LOOPSAFE_HOST_LIMIT``.
         patch_auth: Whether stock ``django.contrib.auth`` is patched.
         client_key: ``request -> key`` naming the client a request hashes for
             (a callable or its dotted path; None: no keys, first come first
             served). Default: the address Django sees (``REMOTE_ADDR``).
-        host_limit: Hashes at once across the host's processes with the key
-            (None: ``LOOPSAFE_HOST_LIMIT`` if set, else no host budget).
-        host_key: The host budget's key (None: the default key).
-        max_memory: Bytes the running hashes may declare together (None: no bound).
         explicit: Whether ``settings.LOOPSAFE`` is set at all.
         unknown_keys: Keys that loopsafe does not know (typos), sorted.
     """
 
-    max_workers: int | None = None
-    max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT
-    max_pending: int = DEFAULT_MAX_PENDING
-    nice: int = DEFAULT_NICE
+    pool: PoolSettings = DEFAULT_SETTINGS
     patch_auth: bool = False
     client_key: str | Callable[..., object] | None = "loopsafe.django.client_address"
-    host_limit: int | None = None
-    host_key: str | None = None
-    max_memory: int | None = None
     explicit: bool = False
     unknown_keys: tuple[str, ...] = ()
 
     @property
+    def max_workers(self) -> int | None:
+        """Hashes that run at once (None: the usable CPUs)."""
+        return self.pool.max_workers
+
+    @property
+    def max_queue_wait(self) -> float | None:
+        """Longest estimated queue wait in seconds before `loopsafe.Overloaded`."""
+        return self.pool.max_queue_wait
+
+    @property
+    def max_pending(self) -> int:
+        """Most calls waiting in the queue."""
+        return self.pool.max_pending
+
+    @property
+    def nice(self) -> int:
+        """How much the hashing threads' nice value is raised (0-19)."""
+        return self.pool.nice
+
+    @property
+    def host_limit(self) -> int | None:
+        """Hashes at once across the host (``LOOPSAFE_HOST_LIMIT`` when the key is unset)."""
+        return self.pool.host_limit
+
+    @property
+    def host_key(self) -> str | None:
+        """The host budget's key (None: the default key)."""
+        return self.pool.host_key
+
+    @property
+    def max_memory(self) -> int | None:
+        """Bytes the running hashes may declare together (None: no bound)."""
+        return self.pool.max_memory
+
+    @property
     def pool_settings(self) -> tuple[int, float | None, int, int]:
         """``(max_workers, max_queue_wait, max_pending, nice)`` with max_workers resolved."""
-        workers = usable_cpus() if self.max_workers is None else self.max_workers
-        return workers, self.max_queue_wait, self.max_pending, self.nice
+        pool = self.pool
+        workers = usable_cpus() if pool.max_workers is None else pool.max_workers
+        return workers, pool.max_queue_wait, pool.max_pending, pool.nice
 
     @property
     def host_settings(self) -> tuple[int | None, str | None, int | None]:
         """``(host_limit, host_key, max_memory)`` as the default pool would have them."""
-        limit = host_limit_from_env() if self.host_limit is None else self.host_limit
-        key = None if limit is None else (self.host_key or default_host_key())
-        return limit, key, self.max_memory
+        limit = self.pool.host_limit
+        key = None if limit is None else (self.pool.host_key or default_host_key())
+        return limit, key, self.pool.max_memory
 
 
-def _invalid(key: str, expected: str, value: object) -> ImproperlyConfigured:
-    return ImproperlyConfigured(
-        f"LOOPSAFE[{key!r}] must be {expected}, not {type(value).__name__} {value!r}."
-    )
+def problems(raw: object) -> list[tuple[str, str]]:
+    """Every invalid value in ``settings.LOOPSAFE``: ``(key, message)`` pairs, the key first.
+
+    What the pool would refuse (inf, nan, a bool for an int, a wrong type...) is
+    found here, without building a pool: by `loopsafe.PoolSettings`' own checks.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [("", f"must be a dict, not {type(raw).__name__}")]
+    values = {**DEFAULTS, **raw}
+    found: list[tuple[str, str]] = []
+    if not isinstance(values["PATCH_AUTH"], bool):
+        found.append(("PATCH_AUTH", _wrong("True or False", values["PATCH_AUTH"])))
+    client_key = values["CLIENT_KEY"]
+    if client_key is not None and not isinstance(client_key, str) and not callable(client_key):
+        found.append(("CLIENT_KEY", _wrong("a callable, its dotted path, or None", client_key)))
+    given = sorted(key for key in _POOL_KEYS if key in raw)
+    if values["POOL"] is not None:
+        if not isinstance(values["POOL"], PoolSettings):
+            found.append(("POOL", _wrong("a loopsafe.PoolSettings or None", values["POOL"])))
+        if given:
+            found.append(("POOL", f"set POOL or {', '.join(given)}, not both"))
+        return found
+    pool_values = {field: values[key] for key, field in _POOL_KEYS.items()}
+    fields = {field: key for key, field in _POOL_KEYS.items()}
+    env = {} if pool_values["host_limit"] is not None else _env_host_limit(found)
+    _, pool_problems = settings_problems({**pool_values, **env})
+    found.extend((fields[problem.setting], problem.message) for problem in pool_problems)
+    return found
 
 
-def _positive_int(key: str, value: object, expected: str = "a positive int") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid(key, expected, value)
-    return value
+def _env_host_limit(found: list[tuple[str, str]]) -> dict[str, object]:
+    try:
+        return {"host_limit": host_limit_from_env()}
+    except ValueError as exc:
+        found.append(("HOST_LIMIT", f"unset, so {exc}"))
+        return {}
+
+
+def _wrong(expected: str, value: object) -> str:
+    return f"must be {expected}, not {type(value).__name__} {value!r}"
+
+
+def label(key: str) -> str:
+    """How messages name a key: ``LOOPSAFE['MAX_WORKERS']`` (``settings.LOOPSAFE`` for "")."""
+    return f"LOOPSAFE[{key!r}]" if key else "settings.LOOPSAFE"
 
 
 def _parse(raw: object) -> LoopsafeSettings:
     if raw is None:
-        return LoopsafeSettings()
-    if not isinstance(raw, dict):
-        raise ImproperlyConfigured(
-            f"settings.LOOPSAFE must be a dict, not {type(raw).__name__}; see loopsafe.django.conf."
-        )
+        try:
+            return LoopsafeSettings(pool=PoolSettings.from_env())
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+    found = problems(raw)
+    if found:
+        listed = "; ".join(f"{label(key)}: {message}" for key, message in found)
+        raise ImproperlyConfigured(f"{listed}. See loopsafe.django.conf.")
+    assert isinstance(raw, dict)  # noqa: S101 - problems() reported anything else
     values = {**DEFAULTS, **raw}
-    wait = values["MAX_QUEUE_WAIT"]
-    if wait is not None and (
-        isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait > 0
-    ):
-        raise _invalid("MAX_QUEUE_WAIT", "a positive number of seconds or None", wait)
-    patch_auth = values["PATCH_AUTH"]
-    if not isinstance(patch_auth, bool):
-        raise _invalid("PATCH_AUTH", "True or False", patch_auth)
-    client_key = values["CLIENT_KEY"]
-    if client_key is not None and not isinstance(client_key, str) and not callable(client_key):
-        raise _invalid("CLIENT_KEY", "a callable, its dotted path, or None", client_key)
-    workers = values["MAX_WORKERS"]
-    nice = values["NICE"]
-    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= MAX_NICE:
-        raise _invalid("NICE", f"an int from 0 to {MAX_NICE}", nice)
-    host_limit = values["HOST_LIMIT"]
-    try:
-        host_limit = _checked_host_limit(host_limit, "LOOPSAFE['HOST_LIMIT']")
-    except (TypeError, ValueError):
-        raise _invalid("HOST_LIMIT", "a positive int, 'auto' or None", host_limit) from None
-    try:
-        host_key = None if values["HOST_KEY"] is None else check_host_key(values["HOST_KEY"])
-    except (TypeError, ValueError) as exc:
-        raise _invalid("HOST_KEY", f"None or a key ({exc})", values["HOST_KEY"]) from None
-    max_memory = values["MAX_MEMORY"]
-    if max_memory is not None:
-        max_memory = _positive_int("MAX_MEMORY", max_memory, "a positive int (bytes) or None")
+    pool = values["POOL"]
+    if not isinstance(pool, PoolSettings):
+        pool = PoolSettings.from_env(**{field: values[key] for key, field in _POOL_KEYS.items()})
     return LoopsafeSettings(
-        max_workers=None
-        if workers is None
-        else _positive_int("MAX_WORKERS", workers, "a positive int or None"),
-        max_queue_wait=None if wait is None else float(wait),
-        max_pending=_positive_int("MAX_PENDING", values["MAX_PENDING"]),
-        nice=nice,
-        patch_auth=patch_auth,
-        client_key=client_key,
-        host_limit=host_limit,
-        host_key=host_key,
-        max_memory=max_memory,
+        pool=pool,
+        patch_auth=bool(values["PATCH_AUTH"]),
+        client_key=values["CLIENT_KEY"],
         explicit=True,
         unknown_keys=tuple(sorted(str(key) for key in raw if key not in DEFAULTS)),
     )
@@ -221,22 +274,11 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
         pool = default_pool()
         current = (pool.max_workers, pool.max_queue_wait, pool.max_pending, pool.nice)
         host = (pool.host_limit, pool.host_key, pool.max_memory)
-        wanted = config.host_settings
         if (config.explicit or reconcile_pool) and (
-            current != config.pool_settings or host != wanted
+            current != config.pool_settings or host != config.host_settings
         ):
-            _, wait, pending, nice = config.pool_settings
-            limit, key, memory = wanted
-            # None, not the resolved count: a default-sized pool follows the container's limit.
-            configure(
-                config.max_workers,
-                max_queue_wait=wait,
-                max_pending=pending,
-                nice=nice,
-                host_limit=limit,
-                host_key=key,
-                max_memory=memory,
-            )
+            # None stays None: a default-sized pool follows the container's limit.
+            configure(settings=config.pool)
         _client.configure(config.client_key)
         if config.patch_auth:
             _patch.patch()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
 
-from loopsafe._http import retry_after_seconds
+from loopsafe._web import refusal
 from loopsafe.django._client import client_key, using_key
 from loopsafe.exceptions import Overloaded
 
@@ -98,7 +98,9 @@ class OverloadMiddleware:
             request: The request that was refused.
             exc: The refusal, with ``retry_after``, ``estimated_wait`` and ``queued``.
         """
-        retry_after = retry_after_seconds(exc.retry_after)
+        answer = refusal(exc)
+        assert answer is not None  # noqa: S101 - refusal() answers every Overloaded
+        retry_after = int(answer.headers["Retry-After"])
         _log.warning(
             "password hashing overloaded (%s): answered 503 to %s %s (%d queued, estimated "
             "wait %.2fs, Retry-After %ds)",
@@ -111,8 +113,9 @@ class OverloadMiddleware:
         )
         response = HttpResponse(
             "The server is busy checking passwords; please retry shortly.\n",
-            status=503,
+            status=answer.status,
             content_type="text/plain; charset=utf-8",
         )
-        response["Retry-After"] = str(retry_after)
+        for name, value in answer.headers.items():
+            response[name] = value
         return response

@@ -44,3 +44,11 @@ class OwnEncodeArgon2PasswordHasher(CheapArgon2PasswordHasher):
         """Count the call, then encode as Django does."""
         type(self).calls += 1
         return super().encode(password, salt)
+
+
+class MemoryArgon2PasswordHasher(Argon2PasswordHasher):
+    """Django's stock Argon2 at 4 MiB and one lane: a hash whose memory the pool must count."""
+
+    time_cost = 4
+    memory_cost = 4096
+    parallelism = 1
