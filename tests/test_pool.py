@@ -152,7 +152,9 @@ class TestLoopStaysFree:
 
     async def test_loop_lag_stays_small_during_40_hashes(self):
         """40 concurrent PBKDF2 hashes; the ticker's worst lag is a small share of the hash time."""
-        pool = HashPool()
+        # No wait-based admission: every one of the 40 is admitted and runs
+        # (a fresh pool with the default budget would refuse most of them).
+        pool = HashPool(max_queue_wait=None)
         iterations = 100_000
         start = time.perf_counter()
         async with LoopLagMonitor() as lag, anyio.create_task_group() as tg:
@@ -528,6 +530,27 @@ def test_pool_survives_fork():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert asyncio.run(pool.run(abs, -2)) == 2
+    pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_closed_pool_stays_closed_after_fork_and_the_others_work():
+    """After fork a closed pool is still closed in the child, and every other pool works."""
+    closed = HashPool(1)
+    closed.close()
+    pool = HashPool(1)
+    assert asyncio.run(pool.run(abs, -1)) == 1
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            works = asyncio.run(pool.run(abs, -3)) == 3
+            code = 0 if works and closed.closed else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     pool.close()
 
 

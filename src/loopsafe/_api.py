@@ -13,10 +13,10 @@ import copy
 import secrets
 from typing import TYPE_CHECKING
 
-from loopsafe import profiles
+from loopsafe import _waiting, profiles
 from loopsafe._default import default_pool
 from loopsafe._fair import check_key, check_priority
-from loopsafe._password_call import Route, run_password_call
+from loopsafe._password_call import Route, hasher_cost, run_password_call
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import (
     Hasher,
@@ -118,7 +118,8 @@ class PasswordHash:
     def _call_route(self, key: Key, priority: int | None) -> Route:
         """Key and priority (this hasher's unless given), memory and cost, for the pool."""
         key, priority = self._route(key, priority)
-        return Route(key, priority, self._memory, self.preferred.cached_estimate())
+        # Until measured, the estimator itself: a cold pool runs it on a worker.
+        return Route(key, priority, self._memory, hasher_cost(self.preferred))
 
     @classmethod
     def recommended(
@@ -239,14 +240,17 @@ class PasswordHash:
         return False
 
     def estimate_cost(self) -> float | None:
-        """Measure, once, what one hash with the preferred hasher costs here (seconds).
+        """What one hash with the preferred hasher costs here (seconds), measured once.
 
         A cheap scaled-down hash (`Hasher.estimated_seconds`, a few
-        milliseconds), so a pool that has not finished a call yet can refuse a
-        burst the way a warm one does. Call it at startup, off the request path
-        (`loopsafe.starlette.lifespan` does); the async methods never measure,
-        they pass the estimate along once it exists.
+        milliseconds). No longer needed at start-up: the async methods hand
+        the pool this measurement to run on a worker thread when it is cold,
+        so a fresh pool refuses a burst the way a warm one does. On an event
+        loop's thread this never measures (it would block the loop): it
+        returns the estimate if one was measured already, else None.
         """
+        if _waiting.on_event_loop():
+            return self.preferred.cached_estimate()
         try:
             return self.preferred.estimated_seconds()
         except HasherNotAvailable:
