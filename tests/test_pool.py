@@ -219,7 +219,7 @@ class TestAdmission:
         pool.close()
 
     async def test_check_without_admitting(self):
-        """check_admission raises exactly when run would refuse, and admits nothing."""
+        """check_admission raises when run would refuse, admits nothing, counts the refusal."""
         pool = HashPool(1, max_pending=1, max_queue_wait=None)
         pool.check_admission()
         gate = Gate()
@@ -231,15 +231,26 @@ class TestAdmission:
             events: list[str] = []
             pool.add_listener(lambda event, _seconds: events.append(event))
             with pytest.raises(Overloaded):
-                pool.check_admission()
-            assert pool.statistics().rejected == 0  # a dry run counts nothing
+                pool.check_admission(count=False)
+            assert pool.statistics().rejected == 0  # a pure look counts nothing
             assert events == []
             with pytest.raises(Overloaded):
-                await pool.run(gate)
-            assert pool.statistics().rejected == 1  # a real refusal does
+                pool.check_admission()
+            assert pool.statistics().rejected == 1  # the client's 503 is a refusal
             assert events == ["rejected"]
+            with pytest.raises(Overloaded):
+                await pool.run(gate)
+            assert pool.statistics().rejected == 2
+            assert events == ["rejected", "rejected"]
             gate.release.set()
-        assert pool.statistics().admitted == 2
+        assert pool.statistics().admitted == 2  # neither check admitted anything
+        pool.close()
+
+    def test_check_admission_refuses_a_non_bool_count(self):
+        """check_admission(count=...) takes a bool only, and says so."""
+        pool = HashPool(1)
+        with pytest.raises(TypeError, match="count must be a bool"):
+            pool.check_admission(count=1)  # type: ignore[arg-type]
         pool.close()
 
 

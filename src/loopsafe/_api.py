@@ -100,14 +100,17 @@ class PasswordHash:
         bound._priority = priority  # noqa: SLF001
         return bound
 
-    def check_admission(self, *, key: Key = None, priority: int | None = None) -> None:
-        """Raise `Overloaded` if the pool would refuse this client's call now (a dry run).
+    def check_admission(
+        self, *, key: Key = None, priority: int | None = None, count: bool = True
+    ) -> None:
+        """Raise `Overloaded` if the pool would refuse this client's call now.
 
         `HashPool.check_admission` with this hasher's key and priority: call it
         before a database query for the user, so a refused login costs neither.
+        The refusal is counted like any other unless ``count=False``.
         """
         key, priority = self._route(key, priority)
-        self.pool.check_admission(key=key, priority=priority)
+        self.pool.check_admission(key=key, priority=priority, count=count)
 
     def _route(self, key: Key, priority: int | None) -> tuple[Key, int]:
         return (

@@ -419,20 +419,24 @@ class HashPool:
             hidden.values = ()  # answered, refused or abandoned: let the password go
         return result
 
-    def check_admission(self, *, key: Key = None, priority: int = 0) -> None:
+    def check_admission(self, *, key: Key = None, priority: int = 0, count: bool = True) -> None:
         """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
 
-        Handy before doing other expensive work for a request that will need the
-        pool anyway (a database query for the user, say). A dry run: it admits
-        nothing, pushes nothing out, and counts nothing (``statistics().rejected``
-        and the listeners see only real refusals). A call of ``key`` that would
-        be admitted only by pushing out another key's queued call passes.
+        Call it before other expensive work for a request (the user's database
+        row). It admits and pushes out nothing; the refusal it raises is the
+        client's 503, so it counts like any refusal (``rejected``, the event, the
+        metrics) unless ``count=False`` (a pure look). A call that would be
+        admitted only by pushing out another key's queued call passes.
         """
         check_key(key)
         check_priority(priority)
+        if not isinstance(count, bool):
+            raise TypeError(f"count must be a bool, not {type(count).__name__}")
         with self._section:
             self._check_open()
             refused = self._admission.dry_run(key, priority)
+            if refused is not None and count:
+                self._ledger.refuse(refused)
         if refused is not None:
             raise refused
 
