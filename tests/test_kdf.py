@@ -18,8 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopsafe.exceptions import HasherNotAvailable
-from loopsafe.hashers import PBKDF2Hasher, PBKDF2SHA1Hasher, ScryptHasher, kdf_backends
-from loopsafe.hashers import _kdf
+from loopsafe.hashers import PBKDF2Hasher, PBKDF2SHA1Hasher, ScryptHasher, _kdf, kdf_backends
 
 HAS_CRYPTOGRAPHY = importlib.util.find_spec("cryptography") is not None
 needs_cryptography = pytest.mark.skipif(not HAS_CRYPTOGRAPHY, reason="cryptography not installed")
@@ -86,7 +85,7 @@ def test_pbkdf2_bytes_are_hashlibs(forced, digest, iterations, password, salt):
         pytest.param(2**8, 2, 5, id="N256-r2-p5"),
     ],
 )
-def test_scrypt_bytes_are_hashlibs(forced, n, r, p, password, salt):
+def test_scrypt_bytes_are_hashlibs(forced, n, r, p, password, salt):  # noqa: PLR0917 - parameters
     """Scrypt on the forced backend returns hashlib's 64 bytes."""
     expected = hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=2**26, dklen=64)
     assert _kdf.scrypt(password, salt, n, r, p) == expected
@@ -119,9 +118,8 @@ def test_hashers_encode_hashlibs_bytes_and_verify_them(forced, hasher_class, pas
     """loopsafe's PBKDF2 hashers make hashlib's Django-format strings and verify them, both ways."""
     hasher = hasher_class(iterations=1500)
     secret = password.encode() if isinstance(password, str) else password
-    reference = (
-        f"{hasher.algorithm}$1500$saltsalt${_django_format(hasher.digest, secret, 'saltsalt', 1500)}"
-    )
+    tag = _django_format(hasher.digest, secret, "saltsalt", 1500)
+    reference = f"{hasher.algorithm}$1500$saltsalt${tag}"
     assert hasher.encode(password, "saltsalt") == reference
     assert hasher.verify(password, reference)
     assert not hasher.verify(secret + b"!", reference)
@@ -208,7 +206,7 @@ def test_the_environment_choice_is_reported(forced):
 
 
 def _max_gap_while(work) -> tuple[float, float]:
-    """Run ``work`` while a pure-Python ticker thread runs; return (work's wall time, ticker's max gap)."""
+    """Run ``work`` beside a pure-Python ticker thread: (work's wall time, the ticker's max gap)."""
     stop = threading.Event()
     started = threading.Event()
     gaps: list[float] = []

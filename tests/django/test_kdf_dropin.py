@@ -227,9 +227,7 @@ ENCODE_CASES = [
 
 @pytest.mark.parametrize("forced", BACKEND_PARAMS, indirect=True)
 @pytest.mark.parametrize(("password", "salt"), ENCODE_CASES)
-@pytest.mark.parametrize(
-    "hasher_class", [CheapPBKDF2, CheapPBKDF2SHA1, CheapScrypt, RenamedPBKDF2]
-)
+@pytest.mark.parametrize("hasher_class", [CheapPBKDF2, CheapPBKDF2SHA1, CheapScrypt, RenamedPBKDF2])
 def test_make_password_makes_djangos_string(forced, hasher_class, password, salt):
     """loopsafe's make_password gives Django's make_password's string (or its exception)."""
     hasher = hasher_class()
