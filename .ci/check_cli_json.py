@@ -17,7 +17,10 @@ import pathlib
 import sys
 
 COMMON = {"schema", "kind", "command", "machine", "elapsed_s"}
-MACHINE = {"usable_cpus", "cpu_count", "python", "implementation", "platform", "loopsafe", "date"}
+MACHINE = {
+    "usable_cpus", "cpu_count", "python", "implementation", "platform", "loopsafe", "date",
+    "kdf_backends",
+}  # fmt: skip
 BENCH_ROW = {
     "algorithm", "variant", "runs", "users", "correct", "rehashed", "wall_s", "throughput_per_s",
     "capacity_per_s", "ratio", "lag_ms", "peak_rss_delta_mib", "cpu_share",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 from loopsafe._lag import percentile
 from loopsafe.cli._bench import BenchCell, BenchResult
-from loopsafe.cli._measure import bench_extra
+from loopsafe.cli._measure import bench_extra, kdf_note
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -159,7 +159,7 @@ def bench_table(result: BenchResult) -> Table:
     title = (
         f"loopsafe bench: {config.users} concurrent logins per cell, profile {config.profile.name}"
         f"{', every login rehashes' if config.rehash else ''}, "
-        f"{result.machine.get('usable_cpus')} usable cores"
+        f"{result.machine.get('usable_cpus')} usable cores; {kdf_note(result.machine)}"
     )
     table = Table(title=title, title_justify="left")
     for name in [
@@ -249,7 +249,7 @@ def calibrate_table(result: CalibrateResult) -> Table:
 
     title = (
         f"loopsafe calibrate: target {result.target_s * 1000:g} ms of CPU per hash, "
-        f"{result.machine.get('usable_cpus')} usable cores"
+        f"{result.machine.get('usable_cpus')} usable cores; {kdf_note(result.machine)}"
     )
     table = Table(title=title, title_justify="left")
     for name in ["algorithm", "parameters", "CPU ms", "wall ms", "logins/s", "MiB per hash"]:

@@ -143,7 +143,8 @@ def _make(password: Any, salt: str | None = None, hasher: Any = "default") -> st
     if (
         hashers.make_password is _DJANGO_MAKE_PASSWORD
         and isinstance(password, (str, bytes))
-        and _stock_installed()
+        # A hasher given as an object is used as it is, whatever else is configured.
+        and (not isinstance(hasher, str) or _stock_installed())
     ):
         chosen = hashers.get_hasher(hasher)
         if _computed_here(chosen):

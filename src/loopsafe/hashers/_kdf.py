@@ -42,6 +42,7 @@ __all__ = [
     "KDFS",
     "KDFBackend",
     "backend",
+    "chosen_backends",
     "kdf_backends",
     "pbkdf2_hmac",
     "scrypt",
@@ -216,6 +217,11 @@ def kdf_backends() -> dict[str, KDFBackend]:
         HasherNotAvailable: If it asks for cryptography, which is not installed.
     """
     return {kdf: backend(kdf) for kdf in KDFS}
+
+
+def chosen_backends() -> dict[str, KDFBackend]:
+    """The choices made so far, without measuring (empty before the first PBKDF2 or scrypt)."""
+    return dict(_chosen)
 
 
 def _reset() -> None:
