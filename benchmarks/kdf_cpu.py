@@ -1,4 +1,4 @@
-"""CPU per hash at Django's defaults: loopsafe's KDF backend vs hashlib, and vs Django's own.
+r"""CPU per hash at Django's defaults: loopsafe's KDF backend vs hashlib, and vs Django's own.
 
 Pairs, each measured in the same run, interleaved (the order alternates per
 round), one warm-up, then the median of ``--repeat`` ``time.process_time()``
@@ -72,10 +72,13 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 def _pairs() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
-    """name -> (loopsafe's call, the baseline's call)."""
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher, check_password
+    """Map each pair's name to (loopsafe's call, the baseline's call)."""
+    from django.contrib.auth.hashers import (  # noqa: PLC0415 - after settings.configure
+        PBKDF2PasswordHasher,
+        check_password,
+    )
 
-    from loopsafe.django import acheck_password
+    from loopsafe.django import acheck_password  # noqa: PLC0415 - ditto
 
     secret, salt = PASSWORD.encode(), SALT.encode()
     sha256 = PBKDF2Hasher(iterations=1_500_000)
@@ -160,7 +163,7 @@ def run(repeat: int) -> dict[str, object]:
 
 
 def _django_iterations() -> int:
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher  # noqa: PLC0415 - after setup
 
     return int(PBKDF2PasswordHasher.iterations)
 
@@ -179,16 +182,22 @@ def report(result: dict[str, object]) -> str:
     assert isinstance(machine, dict)  # noqa: S101 - our own structure
     lines = [
         f"{result['command']}",
-        f"date {machine['date']}, {result['usable_cpus']} usable cores, "
-        f"Python {machine['python']}, Django {machine['django']} "
-        f"(default PBKDF2 iterations {result['django_default_iterations']}), "
-        f"cryptography {machine['cryptography']}, system {machine['openssl']}",
-        f"load average before {result['loadavg_before']}, after {result['loadavg_after']}; "
-        f"medians of {result['repeat']}, interleaved; CPU seconds per hash (process_time)",
+        (
+            f"date {machine['date']}, {result['usable_cpus']} usable cores, "
+            f"Python {machine['python']}, Django {machine['django']} "
+            f"(default PBKDF2 iterations {result['django_default_iterations']}), "
+            f"cryptography {machine['cryptography']}, system {machine['openssl']}"
+        ),
+        (
+            f"load average before {result['loadavg_before']}, after {result['loadavg_after']}; "
+            f"medians of {result['repeat']}, interleaved; CPU seconds per hash (process_time)"
+        ),
         f"KDF backends: {result['kdf_backends']}",
         "",
-        f"{'hash':<15} {'loopsafe s':>10} {'baseline s':>10} {'ratio':>6} {'target':>7} "
-        f"{'met':>4}  {'CPU share (ours/baseline)':>26}  baseline",
+        (
+            f"{'hash':<15} {'loopsafe s':>10} {'baseline s':>10} {'ratio':>6} {'target':>7} "
+            f"{'met':>4}  {'CPU share (ours/baseline)':>26}  baseline"
+        ),
     ]
     rows = result["results"]
     assert isinstance(rows, list)  # noqa: S101 - our own structure
