@@ -195,6 +195,33 @@ def bench_table(result: BenchResult) -> Table:
     return table
 
 
+def per_core_table(result: BenchResult) -> Table:
+    """Return logins per core-second per hasher and library, with the floor, as a rich table."""
+    from rich.table import Table
+
+    from loopsafe.cli._per_core import LIBRARIES, django_label
+
+    title = (
+        f"logins per core-second (1 / CPU s of one verification, median of 3), profile "
+        f"{result.config.profile.name}, {result.machine.get('usable_cpus')} usable cores; "
+        f"django = {django_label()} acheck_password; {kdf_note(result.machine)}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("hasher")
+    for name in LIBRARIES:
+        table.add_column(name, justify="right")
+    table.add_column("loopsafe / django", justify="right")
+    table.add_column("floor", justify="left")
+    for row in result.per_core:
+        cells = [
+            "—" if row.logins.get(name) is None else f"{row.logins[name]:.2f}" for name in LIBRARIES
+        ]
+        ours, django = row.logins.get("loopsafe"), row.logins.get("django")
+        speedup = "—" if not ours or not django else f"{ours / django:.2f}x"
+        table.add_row(row.algorithm, *cells, speedup, f"[dim]{row.notes.get('floor', '')}[/]")
+    return table
+
+
 def storm_table(result: StormResult) -> Table:
     """Return the storm's results as a rich table, one row per load and variant."""
     from rich.table import Table
