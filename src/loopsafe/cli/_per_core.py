@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -181,6 +182,14 @@ def _pwdlib(hasher: Hasher, repeats: int) -> float:
 
 
 def _passlib(hasher: Hasher, password: str, encoded: str, repeats: int) -> float:
+    # passlib 1.7.4 imports the crypt module (deprecated since Python 3.11) and
+    # reads argon2.__version__ (deprecated by argon2-cffi): its warnings, not ours.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _passlib_seconds(hasher, password, encoded, repeats)
+
+
+def _passlib_seconds(hasher: Hasher, password: str, encoded: str, repeats: int) -> float:
     from passlib import hash as passlib_hash  # type: ignore[import-untyped] # no stubs
 
     params, algorithm = hasher.params, hasher.algorithm
