@@ -24,6 +24,7 @@ from django.contrib.auth.hashers import (
     make_password,
 )
 from django.test import override_settings
+from test_argon2_dropin import outcome
 from testproject.hashers import TestPBKDF2PasswordHasher
 
 from loopsafe.django import _kdf as django_kdf
@@ -103,14 +104,6 @@ def forced(request, monkeypatch):
     _kdf._reset()
 
 
-def outcome(fn, *args):
-    """Return ("value", result) or ("raises", exception type) of a call."""
-    try:
-        return "value", fn(*args)
-    except Exception as exc:  # noqa: BLE001 - the type is the answer
-        return "raises", type(exc)
-
-
 @pytest.mark.parametrize(
     ("hasher", "stock"),
     [
@@ -160,7 +153,7 @@ PASSWORDS = [
 def _pbkdf2_stored() -> list[object]:
     hasher = CheapPBKDF2()
     good = hasher.encode("pw", "seasalt")
-    return [
+    cases = [
         pytest.param(good, id="django-1000"),
         pytest.param(hasher.encode("pw", "seasalt", 1), id="one-iteration"),
         pytest.param(hasher.encode("pw", "x" * 100, 2500), id="long-salt"),
@@ -175,22 +168,13 @@ def _pbkdf2_stored() -> list[object]:
         pytest.param("pbkdf2_sha256$1000", id="short"),
         pytest.param(good[:-4], id="truncated"),
     ]
-
-
-@pytest.mark.parametrize("forced", BACKEND_PARAMS, indirect=True)
-@pytest.mark.parametrize("password", PASSWORDS)
-@pytest.mark.parametrize("encoded", _pbkdf2_stored())
-def test_pbkdf2_verify_answers_as_django(forced, encoded, password):
-    """loopsafe's verification of a stored PBKDF2 string answers (or raises) as Django's own."""
-    hasher = CheapPBKDF2()
-    expected = outcome(hasher.verify, password, encoded)
-    assert outcome(_passwords._hasher_verify, hasher, password, encoded) == expected
+    return [pytest.param(CheapPBKDF2, *case.values, id=f"pbkdf2-{case.id}") for case in cases]
 
 
 def _scrypt_stored() -> list[object]:
     hasher = CheapScrypt()
     good = hasher.encode("pw", "seasalt")
-    return [
+    cases = [
         pytest.param(good, id="django-N256"),
         pytest.param(hasher.encode("pw", "seasalt", 2**10, 8, 1), id="N1024-p1"),
         pytest.param(hasher.encode("pw", "seasalt", 16, 1, 2), id="r1"),
@@ -202,14 +186,15 @@ def _scrypt_stored() -> list[object]:
         pytest.param(good[:-4], id="truncated"),
         pytest.param("scrypt$256$salt", id="short"),
     ]
+    return [pytest.param(CheapScrypt, *case.values, id=f"scrypt-{case.id}") for case in cases]
 
 
 @pytest.mark.parametrize("forced", BACKEND_PARAMS, indirect=True)
 @pytest.mark.parametrize("password", PASSWORDS)
-@pytest.mark.parametrize("encoded", _scrypt_stored())
-def test_scrypt_verify_answers_as_django(forced, encoded, password):
-    """loopsafe's verification of a stored scrypt string answers (or raises) as Django's own."""
-    hasher = CheapScrypt()
+@pytest.mark.parametrize(("hasher_class", "encoded"), _pbkdf2_stored() + _scrypt_stored())
+def test_verify_answers_as_django(forced, hasher_class, encoded, password):
+    """loopsafe's verification of a stored PBKDF2 or scrypt hash answers (or raises) as Django's."""
+    hasher = hasher_class()
     expected = outcome(hasher.verify, password, encoded)
     assert outcome(_passwords._hasher_verify, hasher, password, encoded) == expected
 

@@ -59,12 +59,13 @@ _HASHLIB_SCRYPT = hashlib.scrypt
 _OPENSSL_DEFAULT_MAXMEM = 32 * 1024 * 1024
 _INT_MAX = 2**31 - 1
 _MIN_N = 2
+_ABSENT = object()
 
 
 def _unmodified(hasher: object, base: type) -> bool:
     """Whether every method in `_METHODS` is ``base``'s own function, seen from the instance."""
     return all(
-        getattr(getattr(hasher, name, None), "__func__", None) is getattr(base, name)
+        getattr(getattr(hasher, name, None), "__func__", None) is getattr(base, name, _ABSENT)
         for name in _METHODS
     )
 
