@@ -189,11 +189,20 @@ def test_forcing_a_missing_cryptography_names_the_extra(fresh_choice, monkeypatc
         _kdf.backend("pbkdf2")
 
 
-def test_an_unknown_backend_name_is_refused(fresh_choice, monkeypatch):
-    """A misspelt LOOPSAFE_KDF_BACKEND is a ValueError listing the valid names."""
+@pytest.mark.parametrize(
+    "hasher",
+    [
+        pytest.param(PBKDF2Hasher(iterations=10), id="pbkdf2"),
+        pytest.param(ScryptHasher(work_factor=16, block_size=1, parallelism=1), id="scrypt"),
+    ],
+)
+def test_an_unknown_backend_name_is_refused(fresh_choice, monkeypatch, hasher):
+    """A misspelt LOOPSAFE_KDF_BACKEND is a ValueError listing the names, never a False verify."""
+    encoded = hasher.hash("pw")
+    _kdf._reset()
     monkeypatch.setenv(_kdf.ENV_VARIABLE, "openssl")
     with pytest.raises(ValueError, match="hashlib, cryptography or auto"):
-        _kdf.backend("scrypt")
+        hasher.verify("pw", encoded)
 
 
 @pytest.mark.parametrize("forced", BACKEND_PARAMS, indirect=True)

@@ -123,6 +123,8 @@ class ScryptHasher(Hasher):
         }
 
     def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:  # noqa: ARG002 - the decoded fields are enough
+        # Chosen first: a misconfigured LOOPSAFE_KDF_BACKEND raises, never reads as False.
+        _kdf.backend("scrypt")
         try:
             again = self._derive(
                 password,
