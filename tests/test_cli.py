@@ -90,7 +90,7 @@ def test_bench_rehash_makes_a_new_hash_per_login(capsys, tmp_path):
     for hasher in document["hashers"]:
         assert hasher["stored_params"] != hasher["params"]
     for row in document["results"]:
-        assert row["rehashed"] == row["users"] == row["correct"]
+        assert row["rehashed"] == row["users"] == row["correct"], row["variant"]
 
 
 def test_bench_repeat_alternates_variant_order(capsys, tmp_path):
