@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -184,9 +185,16 @@ def _pwdlib(hasher: Hasher, repeats: int) -> float:
 def _passlib(hasher: Hasher, password: str, encoded: str, repeats: int) -> float:
     # passlib 1.7.4 imports the crypt module (deprecated since Python 3.11) and
     # reads argon2.__version__ (deprecated by argon2-cffi): its warnings, not ours.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _passlib_seconds(hasher, password, encoded, repeats)
+    # Its bcrypt backend also logs a traceback when it cannot read bcrypt 4.1+'s version.
+    passlib_log = logging.getLogger("passlib")
+    level = passlib_log.level
+    passlib_log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _passlib_seconds(hasher, password, encoded, repeats)
+    finally:
+        passlib_log.setLevel(level)
 
 
 def _passlib_seconds(hasher: Hasher, password: str, encoded: str, repeats: int) -> float:
