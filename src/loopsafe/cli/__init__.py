@@ -376,7 +376,7 @@ def _finish(
 
 
 def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
-    from loopsafe.cli._bench import BenchConfig, run_bench
+    from loopsafe.cli._bench import BenchConfig, default_variants, run_bench
     from loopsafe.cli._display import bench_table, per_core_table
     from loopsafe.cli._json import bench_document
     from loopsafe.cli._plots import bench_plot
@@ -388,7 +388,7 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         rehash=args.rehash,
         repeat=args.repeat,
         algorithms=tuple(args.hasher or _BENCH_ALGORITHMS),
-        variants=tuple(args.variant or _BENCH_VARIANTS),
+        variants=tuple(args.variant or default_variants()),
         max_workers=args.workers,
         nice=args.nice,
         per_core=args.per_core,

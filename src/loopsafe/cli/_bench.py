@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ from loopsafe.cli._measure import (
     lower_cost,
     machine_info,
 )
-from loopsafe.cli._per_core import PerCoreRow, measure_per_core, stock_django
+from loopsafe.cli._per_core import PerCoreRow, django_login, measure_per_core, stock_django
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import verify_password
 
@@ -77,6 +78,7 @@ __all__ = [
     "BenchResult",
     "BenchRow",
     "HasherCost",
+    "default_variants",
     "run_bench",
     "settle",
 ]
@@ -86,6 +88,12 @@ ALGORITHMS: tuple[str, ...] = ("pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt
 #: Where the hash runs: on the loop, in the default executor, on loopsafe's pool;
 #: and stock Django's own ``acheck_password`` (its hashers, its threading).
 VARIANTS: tuple[str, ...] = ("blocking", "sync_to_async", "loopsafe", "django")
+
+
+def default_variants() -> tuple[str, ...]:
+    """Every variant; ``django`` only where Django is installed."""
+    has_django = importlib.util.find_spec("django") is not None
+    return tuple(v for v in VARIANTS if v != "django" or has_django)
 
 
 @dataclass(frozen=True)
@@ -435,27 +443,6 @@ def _login_function(
     return loopsafe_rehash if rehash else loopsafe_verify
 
 
-def _django_login(*, rehash: bool) -> Callable[[str, str], Awaitable[tuple[bool, bool]]]:
-    """Stock Django's ``acheck_password``; with ``rehash``, a setter like ``AbstractBaseUser``'s.
-
-    Call it, and the logins, inside `stock_django` for the algorithm.
-    """
-    with bench_extra("the django variant"):
-        from django.contrib.auth import hashers
-
-    async def django_login(password: str, encoded: str) -> tuple[bool, bool]:
-        rehashed = []
-
-        async def setter(raw: str) -> None:
-            # AbstractBaseUser.acheck_password's setter: set_password on the loop.
-            rehashed.append(hashers.make_password(raw))
-
-        ok = await hashers.acheck_password(password, encoded, setter if rehash else None)
-        return bool(ok), bool(rehashed)
-
-    return django_login
-
-
 async def _burst(
     variant: str,
     facade: PasswordHash,
@@ -484,7 +471,7 @@ async def _burst(
     try:
         with stock:
             login = (
-                _django_login(rehash=rehash)
+                django_login(rehash=rehash)
                 if variant == "django"
                 else _login_function(variant, facade, pool, rehash=rehash)
             )

@@ -48,7 +48,7 @@ from loopsafe.cli._measure import cpu_seconds
 from loopsafe.exceptions import HasherNotAvailable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from loopsafe._api import PasswordHash
     from loopsafe.hashers import Hasher
@@ -57,6 +57,7 @@ __all__ = [
     "LIBRARIES",
     "PerCoreRow",
     "django_label",
+    "django_login",
     "measure_per_core",
     "stock_django",
 ]
@@ -137,6 +138,26 @@ def stock_django(algorithm: str) -> Iterator[Callable[..., Any]]:
     path = f"django.contrib.auth.hashers.{_DJANGO_HASHERS[algorithm]}"
     with override_settings(PASSWORD_HASHERS=[path]):
         yield hashers.acheck_password
+
+
+def django_login(*, rehash: bool) -> Callable[[str, str], Awaitable[tuple[bool, bool]]]:
+    """Stock Django's ``acheck_password``; with ``rehash``, a setter like ``AbstractBaseUser``'s.
+
+    Call it, and the logins, inside `stock_django` for the algorithm.
+    """
+    from django.contrib.auth import hashers
+
+    async def django_login(password: str, encoded: str) -> tuple[bool, bool]:
+        rehashed = []
+
+        async def setter(raw: str) -> None:
+            # AbstractBaseUser.acheck_password's setter: set_password on the loop.
+            rehashed.append(hashers.make_password(raw))
+
+        ok = await hashers.acheck_password(password, encoded, setter if rehash else None)
+        return bool(ok), bool(rehashed)
+
+    return django_login
 
 
 def _once_per_login(
