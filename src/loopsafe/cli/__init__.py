@@ -44,7 +44,7 @@ PROFILES: Final = {
     "cheap": profiles.CHEAP,
 }
 _BENCH_ALGORITHMS: Final = ("pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt")
-_BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe")
+_BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe", "django")
 _STORM_VARIANTS: Final = ("sync_to_async", "loopsafe")
 _CALIBRATED: Final = ("pbkdf2_sha256", "argon2", "bcrypt_sha256", "scrypt")
 _PLOT_SUFFIXES: Final = (".png", ".svg", ".pdf")
@@ -162,11 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="concurrent logins per hasher: blocking vs sync_to_async vs loopsafe",
+        help="concurrent logins per hasher: blocking vs sync_to_async vs loopsafe vs Django",
         description=(
             "Verify N users' passwords at once with each of Django's default hashers, "
-            "three ways: on the event loop (Django 4.2/5.2), in the default executor "
-            "via asgiref's sync_to_async (Django 6.x), and on loopsafe's pool."
+            "four ways: on the event loop (Django 4.2/5.2), in the default executor "
+            "via asgiref's sync_to_async (Django 6.x), on loopsafe's pool, and with the "
+            "installed Django's own acheck_password and stock hasher. First, each hasher's "
+            "logins per core-second in loopsafe, Django, pwdlib and passlib, and the floor."
         ),
     )
     bench.add_argument(
@@ -204,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
+    )
+    bench.add_argument(
+        "--no-per-core",
+        dest="per_core",
+        action="store_false",
+        help="skip the logins-per-core-second comparison between libraries",
     )
     _nice_option(bench)
     _common(bench)
@@ -368,8 +376,8 @@ def _finish(
 
 
 def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
-    from loopsafe.cli._bench import BenchConfig, run_bench
-    from loopsafe.cli._display import bench_table
+    from loopsafe.cli._bench import BenchConfig, default_variants, run_bench
+    from loopsafe.cli._display import bench_table, per_core_table
     from loopsafe.cli._json import bench_document
     from loopsafe.cli._plots import bench_plot
 
@@ -380,9 +388,10 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         rehash=args.rehash,
         repeat=args.repeat,
         algorithms=tuple(args.hasher or _BENCH_ALGORITHMS),
-        variants=tuple(args.variant or _BENCH_VARIANTS),
+        variants=tuple(args.variant or default_variants()),
         max_workers=args.workers,
         nice=args.nice,
+        per_core=args.per_core,
     )
     cells = len(config.algorithms) * len(config.variants) * config.repeat
     display.note(
@@ -392,6 +401,8 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
     )
     with display:
         result = run_bench(config, display)
+    if result.per_core:
+        display.show(per_core_table(result))
     display.show(bench_table(result))
     measured = [c for c in result.costs if c.ceiling is not None]
     if measured:
