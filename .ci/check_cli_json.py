@@ -17,7 +17,10 @@ import pathlib
 import sys
 
 COMMON = {"schema", "kind", "command", "machine", "elapsed_s"}
-MACHINE = {"usable_cpus", "cpu_count", "python", "implementation", "platform", "loopsafe", "date"}
+MACHINE = {
+    "usable_cpus", "cpu_count", "python", "implementation", "platform", "loopsafe", "date",
+    "kdf_backends",
+}  # fmt: skip
 BENCH_ROW = {
     "algorithm", "variant", "runs", "users", "correct", "rehashed", "wall_s", "throughput_per_s",
     "capacity_per_s", "ratio", "lag_ms", "peak_rss_delta_mib", "cpu_share",
@@ -78,7 +81,7 @@ def check_common(kind: str, doc: dict[str, object]) -> None:
 
 
 def check_bench(doc: dict[str, object]) -> None:
-    """Every login answered correctly, in each of the three variants."""
+    """Every login answered correctly, in each variant; loopsafe and Django measured per core."""
     rows = doc.get("results")
     need(isinstance(rows, list) and len(rows) > 0, "bench: no results")
     variants = set()
@@ -90,7 +93,18 @@ def check_bench(doc: dict[str, object]) -> None:
         need(row["correct"] == row["users"], f"{where}: {row['correct']} of {row['users']} correct")
         need(row["ratio"] > 0 and math.isfinite(row["ratio"]), f"{where}: ratio {row['ratio']}")
         lag_ordered(where, row["lag_ms"])
-    need(variants == {"blocking", "sync_to_async", "loopsafe"}, f"bench: variants {variants}")
+    need(
+        variants == {"blocking", "sync_to_async", "loopsafe", "django"},
+        f"bench: variants {variants}",
+    )
+    per_core = doc.get("logins_per_core_second")
+    need(isinstance(per_core, list) and len(per_core) > 0, "bench: no logins_per_core_second")
+    for row in per_core if isinstance(per_core, list) else []:
+        logins = row.get("logins_per_core_second", {})
+        need(
+            (logins.get("loopsafe") or 0) > 0 and (logins.get("django") or 0) > 0,
+            f"bench per core {row.get('algorithm')}: {logins}",
+        )
 
 
 def check_storm(doc: dict[str, object]) -> None:

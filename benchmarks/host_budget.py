@@ -25,8 +25,15 @@ and the peak of the workers' summed RSS), login p50/p99, goodput / capacity
 ``/bench/health`` p99 per worker, and wasted hashes (the pools' ``abandoned``).
 
 ``cold`` runs 60 simultaneous PBKDF2 verifications (Django 6.1: 1,500,000
-iterations) with 2 s client timeouts on a cold pool without an estimate, a cold
-pool with `PasswordHash.estimate_cost`, and a warm pool.
+iterations) with 2 s client timeouts on a fresh default pool: without any
+start-up call, after `PasswordHash.estimate_cost` (called on the loop, as the
+Starlette lifespan does), and warmed by one hash; then 60 raw ``HashPool.run``
+calls of a 50 ms callable the pool knows nothing about, on one worker with
+``max_queue_wait=0.2``; then 60 of Django's own PBKDF2 checks (its installed
+version's default iterations) through ``loopsafe.django.acheck_password``,
+which declares no cost, on a fresh default pool. Each line: answered, refused
+at once (`Overloaded`), clients timed out, and the process's CPU share of the
+usable cores.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psutil
@@ -52,6 +60,9 @@ from loopsafe import Argon2Hasher, HashPool, Overloaded, PasswordHash, PBKDF2Has
 from loopsafe._host import HostSlots, default_host_key
 from loopsafe.cli._harness import percentile
 from loopsafe.hashers import _base
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -350,34 +361,98 @@ async def _one_server(kind: str, *, host_limit: bool, capacity: float) -> dict[s
     return out
 
 
+def _spin_50ms() -> None:
+    """The raw variant's callable: 50 ms of sleep the pool knows nothing about."""
+    time.sleep(0.05)
+
+
+async def _cold_burst(call: Callable[[], Awaitable[object]]) -> tuple[int, int, int, float]:
+    """60 calls at once, each given up after 2 s: (answered, refused, timed out, CPU share)."""
+    outcomes = {"ok": 0, "refused": 0, "timeout": 0}
+    retry_after: list[float] = []
+
+    async def one() -> None:
+        try:
+            await asyncio.wait_for(call(), CLIENT_TIMEOUT)
+            outcomes["ok"] += 1
+        except Overloaded as refused:
+            outcomes["refused"] += 1
+            retry_after.append(refused.retry_after)
+        except TimeoutError:
+            outcomes["timeout"] += 1
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(one() for _ in range(60)))
+    share = (time.process_time() - cpu) / ((time.perf_counter() - wall) * usable_cpus())
+    if retry_after and min(retry_after) <= 0:
+        print("  a refusal carried no retry_after")
+    return outcomes["ok"], outcomes["refused"], outcomes["timeout"], share
+
+
+async def _cold_django(label: str) -> None:
+    """60 of Django's own PBKDF2 checks at once through ``loopsafe.django`` on a fresh default pool.
+
+    Django's path declares no cost: only the engine can make a fresh pool refuse.
+    """
+    # Imported here: only this study configures Django, and only when it runs.
+    import django  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+
+    if not settings.configured:
+        settings.configure(
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"],
+            INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"],
+        )
+        django.setup()
+    from django.contrib.auth.hashers import make_password  # noqa: PLC0415
+
+    from loopsafe import default_pool  # noqa: PLC0415
+    from loopsafe.django import acheck_password  # noqa: PLC0415
+
+    stored = make_password("pw")
+    default_pool().close()  # the next call makes a fresh one, with default settings
+    ok, refused, timeout, share = await _cold_burst(lambda: acheck_password("pw", stored))
+    await default_pool().aclose()
+    iterations = stored.split("$")[1]
+    print(
+        f"{label + f' ({iterations} it.)':<30} ok={ok} refused_at_once={refused} "
+        f"timed_out={timeout} cpu_share={share:.2f} load={os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+
+
 async def _cold() -> None:
-    async def burst(pool: HashPool, ph: PasswordHash, stored: str) -> tuple[int, int, int]:
-        outcomes = {"ok": 0, "refused": 0, "timeout": 0}
-
-        async def one() -> None:
-            try:
-                await asyncio.wait_for(ph.averify("pw", stored), CLIENT_TIMEOUT)
-                outcomes["ok"] += 1
-            except Overloaded:
-                outcomes["refused"] += 1
-            except TimeoutError:
-                outcomes["timeout"] += 1
-
-        await asyncio.gather(*(one() for _ in range(60)))
-        await pool.aclose()
-        return outcomes["ok"], outcomes["refused"], outcomes["timeout"]
-
+    """Each variant on a fresh pool: 60 calls at once, 2 s client timeouts."""
     stored = PBKDF2Hasher().hash("pw")
-    for label in ["cold, no estimate", "cold, estimate_cost()", "warm (one hash first)"]:
+    variants = [
+        "PasswordHash, cold",
+        "PasswordHash, estimate_cost()",
+        "PasswordHash, warm",
+        "HashPool.run 50 ms, cold",
+    ]
+    for label in [*variants, "Django acheck_password, cold"]:
         _base._ESTIMATES.clear()  # noqa: SLF001 - each variant starts unmeasured
-        pool = HashPool(name=label)
-        ph = PasswordHash([PBKDF2Hasher()], pool=pool)
-        if label.startswith("cold, estimate"):
-            ph.estimate_cost()
-        if label.startswith("warm"):
-            await ph.averify("pw", stored)
-        ok, refused, timeout = await burst(pool, ph, stored)
-        print(f"{label:<24} ok={ok} refused_at_once={refused} timed_out={timeout}")
+        if label.startswith("Django"):
+            await _cold_django(label)
+            continue
+        if label.startswith("HashPool.run"):
+            # The issue's raw case: one worker, max_queue_wait=0.2, an unknown callable.
+            pool = HashPool(1, max_queue_wait=0.2, name=label)
+            ok, refused, timeout, share = await _cold_burst(lambda p=pool: p.run(_spin_50ms))
+        else:
+            pool = HashPool(name=label)
+            ph = PasswordHash([PBKDF2Hasher()], pool=pool)
+            if label.endswith("estimate_cost()"):
+                ph.estimate_cost()
+            if label.endswith("warm"):
+                await ph.averify("pw", stored)
+            ok, refused, timeout, share = await _cold_burst(lambda ph=ph: ph.averify("pw", stored))
+        await pool.aclose()
+        print(
+            f"{label:<30} ok={ok} refused_at_once={refused} timed_out={timeout} "
+            f"cpu_share={share:.2f} load={os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
 
 
 def main() -> None:

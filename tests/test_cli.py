@@ -54,7 +54,17 @@ def test_bench_quick_writes_documented_json_and_plot(capsys, tmp_path):
     for hasher in document["hashers"]:
         assert {"params", "stored_params", "cpu_s_per_login", "capacity_per_s"} <= set(hasher)
     variants = {row["variant"] for row in document["results"]}
-    assert variants == {"blocking", "sync_to_async", "loopsafe"}
+    assert variants == {"blocking", "sync_to_async", "loopsafe", "django"}
+    assert document["machine"]["kdf_backends"]["pbkdf2"]["backend"] in {"hashlib", "cryptography"}
+    per_core = {row["algorithm"]: row for row in document["logins_per_core_second"]}
+    assert set(per_core) == {h["algorithm"] for h in document["hashers"]}
+    for row in per_core.values():
+        logins = row["logins_per_core_second"]
+        assert set(logins) == {"loopsafe", "django", "pwdlib", "passlib", "floor"}
+        assert logins["loopsafe"] > 0
+        assert logins["django"] > 0
+    assert per_core["pbkdf2_sha256"]["logins_per_core_second"]["floor"] > 0
+    assert per_core["argon2"]["logins_per_core_second"]["pwdlib"] > 0
     for row in document["results"]:
         assert {
             "algorithm",
@@ -80,7 +90,7 @@ def test_bench_rehash_makes_a_new_hash_per_login(capsys, tmp_path):
     for hasher in document["hashers"]:
         assert hasher["stored_params"] != hasher["params"]
     for row in document["results"]:
-        assert row["rehashed"] == row["users"] == row["correct"]
+        assert row["rehashed"] == row["users"] == row["correct"], row["variant"]
 
 
 def test_bench_repeat_alternates_variant_order(capsys, tmp_path):

@@ -18,9 +18,20 @@ import anyio
 import pytest
 
 from _support import REPO, child_env, run_child
-from loopsafe import HashPool, Overloaded, PasswordHash, configure, default_pool, profiles
+from loopsafe import (
+    HashPool,
+    Overloaded,
+    PasswordHash,
+    PBKDF2Hasher,
+    configure,
+    default_pool,
+    profiles,
+)
 from loopsafe._host import HostSlots, default_host_key
 from loopsafe.exceptions import HostBudgetUnavailable
+
+#: PBKDF2 iteration counts whose cost nothing has estimated yet.
+_UNMEASURED_ITERATIONS = itertools.count(54_321)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -407,14 +418,20 @@ class TestPoolBudget:
                 release.set()
         assert refused >= 50
 
-    async def test_facade_passes_its_estimate_to_a_cold_pool(self):
-        """PasswordHash.estimate_cost() makes a cold pool refuse like a warm one."""
-        async with HashPool(1, max_queue_wait=0.05) as pool:
-            ph = PasswordHash.recommended(profile=profiles.CHEAP, pool=pool)
-            estimate = ph.estimate_cost()
-            assert estimate is not None
-            assert estimate > 0
-            assert ph.preferred.memory_per_hash() == ph.preferred.params["memory_cost"] * 1024
+    async def test_facade_estimate_is_never_measured_on_the_loop(self):
+        """PasswordHash.estimate_cost() measures off the loop only; on it, it gives the cache."""
+        # Parameters no other test (nor another loop's run of this one) has measured.
+        ph = PasswordHash([PBKDF2Hasher(iterations=next(_UNMEASURED_ITERATIONS))])
+        assert ph.estimate_cost() is None  # on the loop: nothing measured, nothing cached
+        estimate = await anyio.to_thread.run_sync(ph.estimate_cost)
+        assert estimate is not None
+        assert estimate > 0
+        assert ph.estimate_cost() == estimate  # on the loop again: the cached figure
+
+    async def test_facade_declares_its_memory(self):
+        """PasswordHash declares the preferred hasher's memory to the pool."""
+        ph = PasswordHash.recommended(profile=profiles.CHEAP)
+        assert ph.preferred.memory_per_hash() == ph.preferred.params["memory_cost"] * 1024
 
     async def test_no_hopeless_start(self):
         """A queued call with less time left than a hash takes expires at dequeue and never runs."""
@@ -555,7 +572,7 @@ def test_a_recycled_worker_starts_from_its_siblings_estimate(monkeypatch):
 
     sibling = HostSlots(2, "prior")
     sibling.publish_service_time(0.4)
-    assert HashPool(1, host_limit=2, host_key="prior")._budget.service() == 0.4
+    assert HashPool(1, host_limit=2, host_key="prior")._service.estimate() == 0.4
     later = time.time() + _host._SERVICE_FRESH + 1
     monkeypatch.setattr(_host.time, "time", lambda: later)
     assert sibling.service_time() is None

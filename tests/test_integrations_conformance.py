@@ -462,11 +462,6 @@ async def check_bad_settings_fail_at_start(integration: str) -> None:
 # -- the same guarantee without an app: the engine's part --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the engine's cold start: a pool that has finished no call refuses "
-    "what it cannot serve without a start-up estimate",
-)
 @pytest.mark.parametrize("path", ["password-hash", "raw-pool-run"])
 async def test_a_cold_pool_refuses_a_burst_without_a_start_up_call(path):
     """A bare PasswordHash or HashPool.run on a fresh pool refuses most of a burst it cannot run."""

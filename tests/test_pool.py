@@ -152,7 +152,9 @@ class TestLoopStaysFree:
 
     async def test_loop_lag_stays_small_during_40_hashes(self):
         """40 concurrent PBKDF2 hashes; the ticker's worst lag is a small share of the hash time."""
-        pool = HashPool()
+        # No wait-based admission: every one of the 40 is admitted and runs
+        # (a fresh pool with the default budget would refuse most of them).
+        pool = HashPool(max_queue_wait=None)
         iterations = 100_000
         start = time.perf_counter()
         async with LoopLagMonitor() as lag, anyio.create_task_group() as tg:
@@ -217,7 +219,7 @@ class TestAdmission:
         pool.close()
 
     async def test_check_without_admitting(self):
-        """check_admission raises exactly when run would refuse, and admits nothing."""
+        """check_admission raises when run would refuse, admits nothing, counts the refusal."""
         pool = HashPool(1, max_pending=1, max_queue_wait=None)
         pool.check_admission()
         gate = Gate()
@@ -229,15 +231,26 @@ class TestAdmission:
             events: list[str] = []
             pool.add_listener(lambda event, _seconds: events.append(event))
             with pytest.raises(Overloaded):
-                pool.check_admission()
-            assert pool.statistics().rejected == 0  # a dry run counts nothing
+                pool.check_admission(count=False)
+            assert pool.statistics().rejected == 0  # a pure look counts nothing
             assert events == []
             with pytest.raises(Overloaded):
-                await pool.run(gate)
-            assert pool.statistics().rejected == 1  # a real refusal does
+                pool.check_admission()
+            assert pool.statistics().rejected == 1  # the client's 503 is a refusal
             assert events == ["rejected"]
+            with pytest.raises(Overloaded):
+                await pool.run(gate)
+            assert pool.statistics().rejected == 2
+            assert events == ["rejected", "rejected"]
             gate.release.set()
-        assert pool.statistics().admitted == 2
+        assert pool.statistics().admitted == 2  # neither check admitted anything
+        pool.close()
+
+    def test_check_admission_refuses_a_non_bool_count(self):
+        """check_admission(count=...) takes a bool only, and says so."""
+        pool = HashPool(1)
+        with pytest.raises(TypeError, match="count must be a bool"):
+            pool.check_admission(count=1)  # type: ignore[arg-type]
         pool.close()
 
 
@@ -528,6 +541,27 @@ def test_pool_survives_fork():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert asyncio.run(pool.run(abs, -2)) == 2
+    pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_closed_pool_stays_closed_after_fork_and_the_others_work():
+    """After fork a closed pool is still closed in the child, and every other pool works."""
+    closed = HashPool(1)
+    closed.close()
+    pool = HashPool(1)
+    assert asyncio.run(pool.run(abs, -1)) == 1
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            works = asyncio.run(pool.run(abs, -3)) == 3
+            code = 0 if works and closed.closed else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     pool.close()
 
 

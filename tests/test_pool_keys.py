@@ -255,7 +255,7 @@ async def test_prometheus_exports_active_keys_and_refusals_by_reason() -> None:
 async def test_a_newcomer_is_not_locked_out_when_every_worker_is_busy() -> None:
     """A key with nothing in the pool gets the next free worker even past max_queue_wait."""
     pool = HashPool(1, max_queue_wait=1.0, nice=0)
-    pool._budget.ewma = 10.0  # one call "takes" 10 s: any queue exceeds the 1 s budget
+    pool._service.ewma = 10.0  # one call "takes" 10 s: any queue exceeds the 1 s budget
     gate, seen = Gate(), Outcomes()
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: seen.call(pool, gate, "flood-1", key=FLOOD_KEY))
@@ -277,7 +277,7 @@ async def test_a_newcomer_is_not_locked_out_when_every_worker_is_busy() -> None:
 async def test_without_keys_a_busy_pool_refuses_by_the_estimate() -> None:
     """The same busy pool without keys: the FIFO estimate refuses the second call."""
     pool = HashPool(1, max_queue_wait=1.0, nice=0)
-    pool._budget.ewma = 10.0
+    pool._service.ewma = 10.0
     gate, seen = Gate(), Outcomes()
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: seen.call(pool, gate, "first"))

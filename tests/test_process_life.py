@@ -275,7 +275,8 @@ def test_gunicorn_preload_serves_logins_from_every_worker():
 EXIT_SCRIPTS = {
     "default-pool-asyncio": """
         import asyncio
-        from loopsafe import PasswordHash, default_pool, profiles, PBKDF2Hasher
+        from loopsafe import PasswordHash, configure, default_pool, profiles, PBKDF2Hasher
+        configure(max_queue_wait=None)  # admit all six: some must still be queued at exit
         ph = PasswordHash([PBKDF2Hasher(iterations=3_000_000)])
         async def main():
             tasks = [asyncio.ensure_future(ph.ahash("pw")) for _ in range(6)]
@@ -286,7 +287,8 @@ EXIT_SCRIPTS = {
     """,
     "default-pool-trio": """
         import trio
-        from loopsafe import PasswordHash, default_pool, profiles, PBKDF2Hasher
+        from loopsafe import PasswordHash, configure, default_pool, profiles, PBKDF2Hasher
+        configure(max_queue_wait=None)  # admit all six: some must still be queued at exit
         ph = PasswordHash([PBKDF2Hasher(iterations=3_000_000)])
         async def main():
             async with trio.open_nursery() as nursery:

@@ -17,6 +17,7 @@ import loopsafe
 from _support import Gate, end_every_way, run_child, wait_until
 from loopsafe import HashPool, LoopLagMonitor, PasswordHash, profiles
 from loopsafe._statistics import REFUSAL_REASONS
+from loopsafe.hashers import _kdf
 from loopsafe.prometheus import LoopsafeCollector, register, starlette_route
 
 pytestmark = pytest.mark.anyio
@@ -147,6 +148,22 @@ class TestCollector:
         pool.close()
 
 
+class TestKDFBackend:
+    """The KDF backend in use is exported as an info-style gauge, once chosen."""
+
+    async def test_backend_info_after_the_first_hash(self):
+        """After a PBKDF2 hash, loopsafe_kdf_backend_info says which backend computed it."""
+        pool = HashPool(1, name="kdf")
+        registry = CollectorRegistry()
+        register({"kdf": pool}, registry=registry)
+        await PasswordHash(profiles.CHEAP.hashers(), pool=pool).ahash(SECRET)
+        samples = scrape(registry)["loopsafe_kdf_backend_info"]
+        chosen = _kdf.backend("pbkdf2").backend
+        assert samples[(("backend", chosen), ("kdf", "pbkdf2"))] == 1
+        assert all(value == 1 for value in samples.values())
+        pool.close()
+
+
 class TestNoUserData:
     """Labels and values never carry user data: the pool label is the only label."""
 
@@ -165,8 +182,10 @@ class TestNoUserData:
         for family in text_string_to_metric_families(text):
             assert family.name.startswith("loopsafe_")
             for sample in family.samples:
-                assert set(sample.labels) <= {"pool", "le", "source", "reason"}, sample
+                assert set(sample.labels) <= {"pool", "le", "source", "reason", "kdf", "backend"}
                 assert sample.labels.get("reason", "pending") in REFUSAL_REASONS
+                assert sample.labels.get("kdf", "pbkdf2") in _kdf.KDFS
+                assert sample.labels.get("backend", "hashlib") in _kdf.BACKENDS
         pool.close()
 
 

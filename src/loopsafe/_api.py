@@ -13,10 +13,10 @@ import copy
 import secrets
 from typing import TYPE_CHECKING
 
-from loopsafe import profiles
+from loopsafe import _waiting, profiles
 from loopsafe._default import default_pool
 from loopsafe._fair import check_key, check_priority
-from loopsafe._password_call import Route, run_password_call
+from loopsafe._password_call import Route, hasher_cost, run_password_call
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import (
     Hasher,
@@ -100,14 +100,17 @@ class PasswordHash:
         bound._priority = priority  # noqa: SLF001
         return bound
 
-    def check_admission(self, *, key: Key = None, priority: int | None = None) -> None:
-        """Raise `Overloaded` if the pool would refuse this client's call now (a dry run).
+    def check_admission(
+        self, *, key: Key = None, priority: int | None = None, count: bool = True
+    ) -> None:
+        """Raise `Overloaded` if the pool would refuse this client's call now.
 
         `HashPool.check_admission` with this hasher's key and priority: call it
         before a database query for the user, so a refused login costs neither.
+        The refusal is counted like any other unless ``count=False``.
         """
         key, priority = self._route(key, priority)
-        self.pool.check_admission(key=key, priority=priority)
+        self.pool.check_admission(key=key, priority=priority, count=count)
 
     def _route(self, key: Key, priority: int | None) -> tuple[Key, int]:
         return (
@@ -118,7 +121,8 @@ class PasswordHash:
     def _call_route(self, key: Key, priority: int | None) -> Route:
         """Key and priority (this hasher's unless given), memory and cost, for the pool."""
         key, priority = self._route(key, priority)
-        return Route(key, priority, self._memory, self.preferred.cached_estimate())
+        # Until measured, the estimator itself: a cold pool runs it on a worker.
+        return Route(key, priority, self._memory, hasher_cost(self.preferred))
 
     @classmethod
     def recommended(
@@ -239,14 +243,17 @@ class PasswordHash:
         return False
 
     def estimate_cost(self) -> float | None:
-        """Measure, once, what one hash with the preferred hasher costs here (seconds).
+        """What one hash with the preferred hasher costs here (seconds), measured once.
 
         A cheap scaled-down hash (`Hasher.estimated_seconds`, a few
-        milliseconds), so a pool that has not finished a call yet can refuse a
-        burst the way a warm one does. Call it at startup, off the request path
-        (`loopsafe.starlette.lifespan` does); the async methods never measure,
-        they pass the estimate along once it exists.
+        milliseconds). No longer needed at start-up: the async methods hand
+        the pool this measurement to run on a worker thread when it is cold,
+        so a fresh pool refuses a burst the way a warm one does. On an event
+        loop's thread this never measures (it would block the loop): it
+        returns the estimate if one was measured already, else None.
         """
+        if _waiting.on_event_loop():
+            return self.preferred.cached_estimate()
         try:
             return self.preferred.estimated_seconds()
         except HasherNotAvailable:

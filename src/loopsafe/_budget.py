@@ -1,16 +1,17 @@
-"""What one call costs and what it must hold to run: service time, host slots, memory.
+"""What a call must hold to run, and how long the host makes it wait: host slots, memory.
 
-`HashPool` decides *whether* a call is admitted and *when* a worker takes it;
-`Budget` answers the questions those decisions ask:
+Admission decides *whether* a call is admitted and the workers *when* one
+runs; `Budget` answers the questions those decisions ask:
 
-- How long does a call keep a worker busy? A smoothed measurement, and
-  before the first answer (a cold pool) a prior: the estimate another process
-  with the host key published, else the callers' declared ``cost``.
-- How long would a call arriving now wait? From this process's queue and
-  workers and, with a host budget, the slots the host's other processes hold
-  and the calls they have waiting.
+- How long would a call arriving now wait, given the service time
+  (`loopsafe._service`)? From this process's queue and workers and, with a
+  host budget, the slots the host's other processes hold and the calls they
+  have waiting.
 - May a call start? A worker takes a host slot (`loopsafe._host`) and the
   call's declared memory before running it, and gives both back after.
+
+The budget builds its own host slots (`loopsafe._host.HostSlots`) from the
+pool's ``host_limit`` and ``host_key``.
 
 Thread-safety: its own lock, never held while waiting, and never the pool's;
 the pool may call in while holding its own lock (the order is always pool,
@@ -24,18 +25,13 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from loopsafe import _limits
+from loopsafe._host import HostSlots
+from loopsafe._runtime_dir import check_host_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from loopsafe._host import HostSlots
-
 __all__ = ["LOCAL", "Budget"]
-
-#: Weight of the newest sample in the service-time estimate (an exponentially
-#: weighted moving average): recent enough to follow a change of algorithm or
-#: machine load within a few calls, smooth enough to ignore one outlier.
-_EWMA_WEIGHT: Final = 0.2
 
 #: How long a reading of the host's slots serves admission, in seconds: a
 #: burst of calls arriving together reads the host once, not once per call.
@@ -49,24 +45,31 @@ LOCAL: Final = -1
 
 
 class Budget:
-    """The cost model and the budget of one pool.
+    """The host slots and the memory budget of one pool.
 
     Args:
-        host: The host's slots, or None without a host budget.
+        host_limit: Calls that may run at once on the whole host (a checked
+            positive int), or None without a host budget.
+        host_key: Names the host budget to share; None: the default key.
         max_memory: Most bytes the running calls may declare together; None:
             half the container's memory limit where a cgroup sets one, else
             no bound.
+
+    Raises:
+        TypeError: ``host_key`` is not a str.
+        ValueError: ``host_key`` is not a usable name.
+        loopsafe.exceptions.HostBudgetUnavailable: The host budget's files
+            cannot be made.
     """
 
-    def __init__(self, host: HostSlots | None, max_memory: int | None) -> None:
-        """Start cold, with the host's published service time as the prior."""
-        self.host = host
+    def __init__(
+        self, host_limit: int | None, host_key: str | None, max_memory: int | None
+    ) -> None:
+        """Make the host's slots (if ``host_limit``) and start with nothing in use."""
+        if host_key is not None:
+            check_host_key(host_key)
+        self.host = None if host_limit is None else HostSlots(host_limit, host_key)
         self.max_memory = max_memory
-        self.ewma: float | None = None
-        self._dev = 0.0  # smoothed |sample - mean|, like TCP's RTTVAR
-        # A recycled worker starts from what its siblings measured.
-        self._host_prior = None if host is None else host.service_time()
-        self._cost_prior: float | None = None
         self.reset_after_fork()
 
     def reset_after_fork(self) -> None:
@@ -76,47 +79,6 @@ class Budget:
         self._waiting = 0  # calls taken by a worker, waiting for a host slot
         self._queued = 0
         self._read: tuple[float, int, int] = (-1.0, 0, 0)  # (when, held, waiting) by others
-
-    # -- service time ---------------------------------------------------------------------
-
-    def record(self, elapsed: float) -> None:
-        """Fold one service time into the estimate and share it with the host."""
-        with self._lock:
-            ewma = self.ewma
-            if ewma is None:
-                self.ewma = elapsed
-            else:
-                self._dev += _EWMA_WEIGHT * (abs(elapsed - ewma) - self._dev)
-                self.ewma = ewma + _EWMA_WEIGHT * (elapsed - ewma)
-            published = self.ewma
-        if self.host is not None:
-            self.host.publish_service_time(published)
-
-    def service(self, cost: float | None = None) -> float | None:
-        """Seconds one call keeps a worker busy, as far as admission knows.
-
-        The measured average once a call has finished. Before that: the
-        estimate another process with the host key published, else this
-        caller's ``cost``, else the latest ``cost`` declared. None: nothing
-        known, and the wait-based check waits for the first answer.
-        """
-        if self.ewma is not None:
-            return self.ewma
-        if self._host_prior is not None:
-            return self._host_prior
-        if cost is not None:
-            self._cost_prior = cost
-        return self._cost_prior
-
-    def worst_service(self) -> float | None:
-        """Seconds a call should be given to finish: the mean plus twice its deviation.
-
-        TCP's retransmission rule: a hash slowed by a busy machine is not
-        started for a caller who will be gone. Cold: the prior, as `service`.
-        """
-        if self.ewma is not None:
-            return self.ewma + 2 * self._dev
-        return self._host_prior if self._host_prior is not None else self._cost_prior
 
     # -- the wait a call would have ----------------------------------------------------------
 
@@ -148,10 +110,12 @@ class Budget:
         return held, waiting
 
     def estimate_wait(
-        self, workers: int, running: int, queued_ahead: int, memory: int, cost: float | None
+        self, workers: int, running: int, queued_ahead: int, memory: int, service: float | None
     ) -> float:
-        """Seconds a call with ``queued_ahead`` calls before it would wait to start."""
-        service = self.service(cost)
+        """Seconds a call with ``queued_ahead`` calls before it would wait to start.
+
+        ``service`` is the service time (`loopsafe._service`); None: unknown, 0.0.
+        """
         if service is None:
             return 0.0
         local_workers = self.parallelism(workers, memory) if self.host is None else workers

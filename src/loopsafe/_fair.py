@@ -251,6 +251,19 @@ class FairQueue(Generic[T]):
             return (*victim, priority)
         return None
 
+    def last_in_line(self) -> tuple[T, Key, int] | None:
+        """Return the queued call that would be refused first, or None if nothing is queued.
+
+        From the lowest priority with queued calls, the newest call of the key
+        holding most there (``(item, its key, its priority)``): without keys,
+        the back of the queue. O(queued keys at that priority).
+        """
+        if not self._levels:
+            return None
+        priority = min(self._levels)
+        victim = self._heaviest(self._levels[priority], _NOBODY)
+        return None if victim is None else (*victim, priority)
+
     def _heaviest(self, level: _Level[T], exclude: object) -> tuple[T, Key] | None:
         """The newest queued call of the key (not ``exclude``) holding most, at one level."""
         best: Key = None

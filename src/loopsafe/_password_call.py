@@ -8,8 +8,9 @@ things admission needs, so no path can forget one:
 
 - ``key`` and ``priority``: whose call it is, for fair admission;
 - ``memory``: bytes the hash holds while it runs, counted against ``max_memory``;
-- ``cost``: the estimated seconds of one hash (None until measured), the prior
-  a cold pool admits by.
+- ``cost``: the estimated seconds of one hash, or until it is measured the
+  preferred hasher's `Hasher.estimated_seconds` itself, which a cold pool
+  runs once on a worker thread (never here, on the loop) to judge its queue.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
     from loopsafe._pool import HashPool
+    from loopsafe._service import Cost
     from loopsafe.hashers import Hasher
 
-__all__ = ["Route", "hashers_route", "run_password_call"]
+__all__ = ["Route", "hasher_cost", "hashers_route", "run_password_call"]
 
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
@@ -46,29 +48,40 @@ class Route:
         key: The client the call is for (None: the shared key).
         priority: -3 to 3, higher first (see `HashPool.run`).
         memory: Bytes one hash holds while it runs (0: negligible).
-        cost: Estimated seconds of one hash, or None while unknown.
+        cost: Estimated seconds of one hash; a callable that measures them
+            (run by a cold pool on a worker); or None.
     """
 
     key: Key
     priority: int
     memory: int
-    cost: float | None
+    cost: Cost
 
 
 def hashers_route(hashers: Iterable[Hasher], *, key: Key, priority: int) -> Route:
     """The route for a call with these hashers, preferred first.
 
     Memory is the most any of them needs (a verify may use any one); cost is
-    the preferred hasher's estimate if it was measured (never measured here:
-    this runs on the event loop).
+    the preferred hasher's estimate if it was measured, else its estimator for
+    a cold pool to run on a worker (never measured here: this runs on the loop).
     """
     ordered = tuple(hashers)
     return Route(
         key=key,
         priority=priority,
         memory=max(hasher.memory_per_hash() for hasher in ordered),
-        cost=ordered[0].cached_estimate(),
+        cost=hasher_cost(ordered[0]),
     )
+
+
+def hasher_cost(hasher: Hasher) -> Cost:
+    """The ``cost=`` for a hash by ``hasher``: its cached estimate, else its estimator.
+
+    Never measures: this runs on the event loop. A cold pool runs the
+    estimator once, on a worker thread.
+    """
+    cached = hasher.cached_estimate()
+    return hasher.estimated_seconds if cached is None else cached
 
 
 async def run_password_call(

@@ -1,38 +1,38 @@
 """The engine: run synchronous callables on dedicated threads, with admission control.
 
-`HashPool` knows nothing about passwords. It owns a bounded set of worker
-threads and a queue, and decides at the door whether a call may join the
-queue (admission), what happens to a call whose caller stopped waiting
-(cancellation and deadlines), and what it has done so far (statistics).
-The queue is a `loopsafe._fair.FairQueue`: FIFO for calls without a client
-key, fair across keys (and by priority) for calls that carry one.
+`HashPool` knows nothing about passwords. It is glue over parts that each
+own their state (as trio's ``to_thread_run_sync`` is glue over a thread
+cache and a ``CapacityLimiter``):
 
-How an async caller waits for a worker's answer, on asyncio or trio, lives in
-`loopsafe._waiting`; this module is plain threads and locks, so one pool serves
-any number of event loops, in any number of threads, at the same time.
+- the queue (`loopsafe._fair.FairQueue`): FIFO without client keys, fair across keys;
+- the door (`loopsafe._admission.Admission`): admit, refuse or shed;
+- the workers (`loopsafe._worker.Workers`): threads that run the calls;
+- the service time (`loopsafe._service.ServiceTime`): one estimate for all;
+- the budget (`loopsafe._budget.Budget`): host slots and memory;
+- the ledger (`loopsafe._ledger.Ledger`): counts and tells the listeners.
+
+This module holds what is left: the public API, a call's way in (`run`) and
+out (a caller who stops waiting), closing, and the reset after ``fork``
+(`loopsafe._life` calls it). How an async caller waits for a worker's answer
+lives in `loopsafe._waiting`: here are only threads and locks, so one pool
+serves any number of event loops, in any number of threads, at once.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextvars
-import logging
-import math
-import os
 import sys
-import threading
 import time
-import weakref
-from collections import Counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopsafe import _limits, _waiting
-from loopsafe._admission import _Admission
+from loopsafe._admission import Admission
 from loopsafe._budget import Budget
 from loopsafe._calls import _CANCELLED, _EXPIRED, _QUEUED, _RUNNING, _Call, _Hidden
 from loopsafe._fair import FairQueue, Key, check_key, check_priority
-from loopsafe._host import HostSlots
-from loopsafe._runtime_dir import check_host_key
+from loopsafe._ledger import Ledger, Section
+from loopsafe._life import LIVE
+from loopsafe._service import Cost, ServiceTime, check_cost
 from loopsafe._settings import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_QUEUE_WAIT,
@@ -45,8 +45,8 @@ from loopsafe._settings import (
     _checked_queue_wait,
     _checked_workers,
 )
-from loopsafe._statistics import REFUSAL_REASONS, PoolStatistics
-from loopsafe._worker import _WorkerLoop
+from loopsafe._statistics import PoolStatistics
+from loopsafe._worker import Workers
 from loopsafe.exceptions import PoolClosed
 
 if sys.version_info >= (3, 11):
@@ -60,13 +60,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HashPool"]
 
-_log = logging.getLogger("loopsafe.pool")
-
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
 
-class HashPool(_Admission, _WorkerLoop):
+class HashPool:
     """A bounded, cancellation-aware pool for CPU-heavy calls, with admission control.
 
     The pool runs synchronous callables on its own worker threads (never the
@@ -74,11 +72,17 @@ class HashPool(_Admission, _WorkerLoop):
     lets the caller await the result from asyncio, uvloop or trio.
 
     Admission happens when a call arrives: if the queue already holds
-    ``max_pending`` calls, or the estimated wait (mean service time x calls
+    ``max_pending`` calls, or the estimated wait (service time x calls
     queued ahead / workers) would exceed ``max_queue_wait``, `run` raises
     `Overloaded` at once and nothing is queued. A server answers that with
     HTTP 503, which costs microseconds, instead of making every client wait
     past its own timeout.
+
+    A fresh pool needs no start-up call: until it knows a service time it
+    admits, and the moment it learns one (a caller's ``cost=`` estimator run
+    on a worker, or the first call to finish) the calls it admitted meanwhile
+    are judged again, and those that can no longer start within
+    ``max_queue_wait`` are answered with `Overloaded` at once.
 
     Calls may carry a client ``key`` (see `run`): they are then served round
     robin across keys, and when the pool is full the key holding more than
@@ -166,46 +170,54 @@ class HashPool(_Admission, _WorkerLoop):
         max_workers, max_queue_wait, max_pending, nice, host_limit, host_key, max_memory = (
             settings.pool_values()
         )
-        self._max_workers = _checked_workers(max_workers)
+        workers = _checked_workers(max_workers)
         self._follows_limits = False
-        self._max_queue_wait = _checked_queue_wait(max_queue_wait)
-        self._max_pending = _checked_pending(max_pending)
-        self._nice = _checked_nice(nice)
-        limit = _checked_host_limit(host_limit)
-        if host_key is not None:
-            check_host_key(host_key)
-        host = None if limit is None else HostSlots(limit, host_key)
-        self._budget = Budget(host, _checked_max_memory(max_memory))
-        self._executor = executor
+        queue_wait = _checked_queue_wait(max_queue_wait)
+        pending = _checked_pending(max_pending)
+        nice = _checked_nice(nice)
+        self._budget = Budget(
+            _checked_host_limit(host_limit), host_key, _checked_max_memory(max_memory)
+        )
+        self._service = ServiceTime(self._budget.host)
+        self._ledger = Ledger()
         self._name = name
-        self._reset_after_fork()
-        self._closed = False
-        self._listeners: tuple[Callable[[str, float], None], ...] = ()
+        self._assemble(workers, queue_wait, pending, nice, executor)
         _live_pools.add(self)
         if max_workers is None:
             self._follow_limits()
 
-    def _reset_after_fork(self) -> None:
-        """(Re)create threads' state and counters; in a forked child the parent's are gone."""
-        self._cond = threading.Condition(threading.Lock())
+    def _assemble(
+        self,
+        max_workers: int,
+        max_queue_wait: float | None,
+        max_pending: int,
+        nice: int,
+        executor: Executor | None,
+    ) -> None:
+        """Build the parts that hold calls in flight (again in a forked child: those are gone)."""
+        self._section = Section(self._ledger)
         self._queue: FairQueue[_Call[Any]] = FairQueue()
-        self._threads: set[threading.Thread] = set()
-        self._idle = 0
-        self._running = 0
-        self._thread_seq = 0
-        self._drained: list[_waiting.Deliver] = []
-        # Counters start afresh in a forked child: the parent's calls are not its own.
-        self._admitted = 0
-        self._completed = 0
-        self._failed = 0
-        self._rejected = 0
-        self._cancelled = 0
-        self._expired = 0
-        self._abandoned = 0
-        self._shed = 0
-        self._refusals: Counter[str] = Counter()
-        self._service_total = 0.0
-        self._budget.reset_after_fork()
+        self._workers = Workers(
+            self._section,
+            self._queue,
+            self._budget,
+            self._service,
+            self._ledger,
+            rejudge=lambda: self._admission.rejudge(),  # noqa: PLW0108 - the door comes next
+            max_workers=max_workers,
+            nice=nice,
+            executor=executor,
+            name=self._name,
+        )
+        self._admission = Admission(
+            self._queue,
+            self._workers,
+            self._budget,
+            self._service,
+            self._ledger,
+            max_queue_wait=max_queue_wait,
+            max_pending=max_pending,
+        )
 
     # -- configuration, read-only -------------------------------------------------
 
@@ -216,7 +228,7 @@ class HashPool(_Admission, _WorkerLoop):
         Raising it lets queued calls start at once; lowering it lets the calls
         running now finish and starts no new one until fewer than the new bound run.
         """
-        return self._max_workers
+        return self._workers.max_workers
 
     @max_workers.setter
     def max_workers(self, value: int | None) -> None:
@@ -235,46 +247,41 @@ class HashPool(_Admission, _WorkerLoop):
 
     def _on_limits(self, limits: _limits.ContainerLimits) -> None:
         """Follow the container's new limits if sized by default (on the watcher thread)."""
-        if self._follows_limits and not self._closed:
+        if self._follows_limits and not self.closed:
             self._resize(limits.cpus, only_if_following=True)
 
     def _resize(self, value: int, *, only_if_following: bool = False) -> None:
-        with self._cond:
+        with self._section:
             if only_if_following and not self._follows_limits:
                 return
-            self._max_workers = value
-            wanted = min(len(self._queue) - self._idle, value - len(self._threads))
-            for _ in range(wanted):
-                self._start_worker()
-            # Idle workers beyond a lowered bound wake up and exit.
-            self._cond.notify_all()
+            self._workers.resize(value)
 
     @property
     def max_queue_wait(self) -> float | None:
         """Longest estimated queue wait at which a call is admitted, in seconds; writable."""
-        return self._max_queue_wait
+        return self._admission.max_queue_wait
 
     @max_queue_wait.setter
     def max_queue_wait(self, value: float | None) -> None:
         value = _checked_queue_wait(value)
-        with self._cond:
-            self._max_queue_wait = value
+        with self._section:
+            self._admission.max_queue_wait = value
 
     @property
     def max_pending(self) -> int:
         """Most calls that may wait in the queue at once; writable (calls queued stay)."""
-        return self._max_pending
+        return self._admission.max_pending
 
     @max_pending.setter
     def max_pending(self, value: int) -> None:
         value = _checked_pending(value)
-        with self._cond:
-            self._max_pending = value
+        with self._section:
+            self._admission.max_pending = value
 
     @property
     def nice(self) -> int:
         """How much the worker threads' nice value is raised."""
-        return self._nice
+        return self._workers.nice
 
     @property
     def host_limit(self) -> int | None:
@@ -306,21 +313,21 @@ class HashPool(_Admission, _WorkerLoop):
     @property
     def uses_executor(self) -> bool:
         """Whether calls are forwarded to an ``executor`` given at construction."""
-        return self._executor is not None
+        return self._workers.executor is not None
 
     @property
     def closed(self) -> bool:
         """Whether `close` was called."""
-        return self._closed
+        return self._workers.closed
 
     def __repr__(self) -> str:
         """Show the configuration and the live counters (never any call's arguments)."""
         return (
-            f"<HashPool {self._name!r} max_workers={self._max_workers} "
-            f"max_queue_wait={self._max_queue_wait} max_pending={self._max_pending} "
-            f"nice={self._nice} host_limit={self.host_limit} max_memory={self.memory_budget} "
-            f"running={self._running} queued={len(self._queue)}"
-            f"{' closed' if self._closed else ''}>"
+            f"<HashPool {self._name!r} max_workers={self.max_workers} "
+            f"max_queue_wait={self.max_queue_wait} max_pending={self.max_pending} "
+            f"nice={self.nice} host_limit={self.host_limit} max_memory={self.memory_budget} "
+            f"running={self._workers.running} queued={len(self._queue)}"
+            f"{' closed' if self.closed else ''}>"
         )
 
     # -- the public API -----------------------------------------------------------
@@ -334,7 +341,7 @@ class HashPool(_Admission, _WorkerLoop):
         priority: int = 0,
         timeout: float | None = None,
         memory: int = 0,
-        cost: float | None = None,
+        cost: Cost = None,
     ) -> T:
         """Run ``fn(*args)`` on a worker thread and return its result.
 
@@ -365,10 +372,14 @@ class HashPool(_Admission, _WorkerLoop):
                 started either (it could not finish in time): its caller gets
                 the `TimeoutError` at once.
             memory: Bytes ``fn`` needs while it runs, counted against ``max_memory``.
-            cost: Seconds ``fn`` is expected to keep a worker busy: the service
-                time admission assumes while the pool has measured none (a
-                cold pool), so a burst at startup is refused like one on a warm
-                pool. `PasswordHash` passes `Hasher.estimated_seconds` here.
+            cost: Seconds ``fn`` is expected to keep a worker busy, or a
+                callable that measures them (cheaply: a scaled-down run). Only
+                a cold pool (no call finished yet) uses it: seconds are the
+                service time admission assumes at once; a callable is run
+                once, on a worker thread before its first call, and the calls
+                admitted meanwhile are judged again by its answer. Without
+                any, the first call to finish teaches the pool. `PasswordHash`
+                passes `Hasher.estimated_seconds` (or its cached answer).
 
         Returns:
             What ``fn`` returned.
@@ -389,9 +400,8 @@ class HashPool(_Admission, _WorkerLoop):
             raise TypeError(f"memory must be an int (bytes), not {type(memory).__name__}")
         if memory < 0:
             raise ValueError("memory must be a number of bytes, at least 0")
-        if cost is not None and not 0 < cost < math.inf:
-            raise ValueError("cost must be a positive number of seconds, or None")
-        context = None if self._executor is not None else contextvars.copy_context()
+        check_cost(cost)
+        context = None if self.uses_executor else contextvars.copy_context()
         hidden = _Hidden(args)
         del args  # from here on only the hidden copy exists in this frame
 
@@ -409,63 +419,89 @@ class HashPool(_Admission, _WorkerLoop):
             hidden.values = ()  # answered, refused or abandoned: let the password go
         return result
 
+    def check_admission(self, *, key: Key = None, priority: int = 0, count: bool = True) -> None:
+        """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
+
+        Call it before other expensive work for a request (the user's database
+        row). It admits and pushes out nothing; the refusal it raises is the
+        client's 503, so it counts like any refusal (``rejected``, the event, the
+        metrics) unless ``count=False`` (a pure look). A call that would be
+        admitted only by pushing out another key's queued call passes.
+        """
+        check_key(key)
+        check_priority(priority)
+        if not isinstance(count, bool):
+            raise TypeError(f"count must be a bool, not {type(count).__name__}")
+        with self._section:
+            self._check_open()
+            refused = self._admission.dry_run(key, priority)
+            if refused is not None and count:
+                self._ledger.refuse(refused)
+        if refused is not None:
+            raise refused
+
     def statistics(self) -> PoolStatistics:
         """Return a consistent snapshot of the pool's counters (and the host's slots)."""
-        host_held, memory_in_use = self._budget.held(self._running)
-        with self._cond:
-            mean = self._service_total / self._completed if self._completed else None
+        workers, ledger = self._workers, self._ledger
+        host_held, memory_in_use = self._budget.held(workers.running)
+        with self._section:
             return PoolStatistics(
-                max_workers=self._max_workers,
-                threads=len(self._threads),
-                running=self._running,
+                max_workers=workers.max_workers,
+                threads=workers.threads,
+                running=workers.running,
                 queued=len(self._queue),
-                admitted=self._admitted,
-                completed=self._completed,
-                failed=self._failed,
-                rejected=self._rejected,
-                cancelled=self._cancelled,
-                expired=self._expired,
-                abandoned=self._abandoned,
-                mean_service_time=mean,
-                estimated_wait=self._estimate_wait(len(self._queue)),
-                shed=self._shed,
+                admitted=ledger.admitted,
+                completed=ledger.completed,
+                failed=ledger.failed,
+                rejected=ledger.rejected,
+                cancelled=ledger.cancelled,
+                expired=ledger.expired,
+                abandoned=ledger.abandoned,
+                mean_service_time=self._service.ewma,
+                estimated_wait=self._admission.estimate_wait(len(self._queue)),
+                shed=ledger.shed,
                 active_keys=self._queue.active_keys,
-                refusals={reason: self._refusals[reason] for reason in REFUSAL_REASONS},
+                refusals=ledger.refusal_counts(),
                 host_limit=self.host_limit,
                 host_held=host_held,
                 max_memory=self.memory_budget,
                 memory_in_use=memory_in_use,
+                service_seconds=ledger.service_seconds,
             )
 
     def add_listener(self, callback: Callable[[str, float], None]) -> Callable[[], None]:
         """Call ``callback(event, seconds)`` as calls end; return a function that removes it.
 
-        Events: ``"completed"`` and ``"failed"`` (seconds = service time),
-        ``"abandoned"`` (service time of a call whose caller had gone),
-        ``"rejected"`` (seconds = the estimated wait that was refused),
-        ``"cancelled"`` and ``"expired"`` (seconds = 0.0 for a call that never
-        ran). Metrics exporters use this for histograms. The callback runs on
-        a worker thread or the caller's thread, outside the pool's lock, and
+        Events (`loopsafe._ledger.EVENTS`), and what ``seconds`` is:
+
+        - ``"completed"`` and ``"failed"``: the call ran (it returned or
+          raised); its service time.
+        - ``"abandoned"``: the call ran to the end for a caller that had
+          gone; its service time.
+        - ``"rejected"``: refused at the door with `Overloaded`; the
+          estimated wait that was refused.
+        - ``"shed"``: admitted, then pushed out of the queue with
+          `Overloaded` before it ran (a fairer claim, a higher priority, or
+          a cold pool judging its queue again once it knows a service time);
+          the estimated wait.
+        - ``"cancelled"`` and ``"expired"``: the caller was cancelled (or
+          the pool closed), or its deadline passed, before the call ran; 0.0.
+
+        Metrics exporters use this for histograms. The callback runs on a
+        worker thread or the caller's thread, outside the pool's lock, and
         before the caller is answered, so a call is in the metrics by the
         time its caller has the result; it must be quick and thread-safe, and
         its exceptions are logged and ignored. It never receives arguments or
         results.
         """
-        with self._cond:
-            self._listeners = (*self._listeners, callback)
+        with self._section:
+            self._ledger.add_listener(callback)
 
         def remove() -> None:
-            with self._cond:
-                self._listeners = tuple(cb for cb in self._listeners if cb is not callback)
+            with self._section:
+                self._ledger.remove_listener(callback)
 
         return remove
-
-    def _emit(self, event: str, seconds: float) -> None:
-        for callback in self._listeners:
-            try:
-                callback(event, seconds)
-            except Exception:  # noqa: BLE001, PERF203 - a broken exporter must not break hashing
-                _log.exception("loopsafe pool listener %r failed", callback)
 
     def close(self, *, cancel_queued: bool = True) -> None:
         """Stop admitting calls; answer every queued call with `PoolClosed`.
@@ -478,20 +514,16 @@ class HashPool(_Admission, _WorkerLoop):
             cancel_queued: If False, queued calls still run (the pool drains)
                 and only new calls are refused.
         """
-        with self._cond:
-            self._closed = True
+        with self._section:
             dropped = self._queue.clear() if cancel_queued else []
             self._budget.set_queued(len(self._queue))
             for call in dropped:
                 call.state = _CANCELLED
-            self._cancelled += len(dropped)
-            self._cond.notify_all()
-            drained_now = not self._threads and not self._queue
-            waiters = self._take_drain_waiters() if drained_now else []
+                self._ledger.never_ran(expired=False)
+            waiters = self._workers.close()
         error = PoolClosed("the password hashing pool was closed before this call could run")
         for call in dropped:
             call.deliver(False, error)
-            self._emit("cancelled", 0.0)
         for deliver in waiters:
             deliver(True, None)
 
@@ -499,9 +531,8 @@ class HashPool(_Admission, _WorkerLoop):
         """Close the pool and wait until calls already running have finished."""
 
         def register(deliver: _waiting.Deliver) -> None:
-            with self._cond:
-                if self._threads:
-                    self._drained.append(deliver)
+            with self._section:
+                if self._workers.on_drained(deliver):
                     return
             deliver(True, None)
 
@@ -516,85 +547,58 @@ class HashPool(_Admission, _WorkerLoop):
         """Close the pool and wait for running calls."""
         await self.aclose()
 
-    # -- internals, all under self._cond unless said otherwise ----------------------
+    # -- a call's way in and out ------------------------------------------------------
 
-    def _submit(self, call: _Call[Any], cost: float | None) -> None:
-        with self._cond:
-            victims, rejected = self._admission(
-                call.key, call.priority, shed=True, memory=call.memory, cost=cost
+    def _check_open(self) -> None:
+        if self._workers.closed:
+            raise PoolClosed("the password hashing pool is closed")
+
+    def _submit(self, call: _Call[Any], cost: Cost) -> None:
+        with self._section:
+            self._check_open()
+            victims, refused = self._admission.decide(
+                call.key, call.priority, memory=call.memory, cost=cost
             )
-            if rejected is None:
-                self._enqueue(call)
+            if refused is None:
+                self._queue.push(call, call.key, call.priority)
+                self._ledger.admit()
+                self._workers.wake()
+            self._budget.set_queued(len(self._queue))
         for victim, refusal in victims:
-            self._emit("shed", refusal.estimated_wait)
             victim.deliver(False, refusal)
-        if rejected is not None:
-            self._emit("rejected", rejected.estimated_wait)
-            raise rejected
-
-    def _enqueue(self, call: _Call[Any]) -> None:
-        """Queue an admitted call and make sure a worker will take it (under the lock)."""
-        self._queue.push(call, call.key, call.priority)
-        self._admitted += 1
-        self._budget.set_queued(len(self._queue))
-        if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
-            self._start_worker()
-        else:
-            self._cond.notify()
-
-    def _start_worker(self) -> None:
-        self._thread_seq += 1
-        thread = threading.Thread(
-            target=self._work,
-            name=f"{self._name}-worker-{self._thread_seq}",
-            # Daemon: a hash in flight must never hold interpreter exit hostage.
-            # atexit closes every pool first, so queued callers are answered.
-            daemon=True,
-        )
-        self._threads.add(thread)
-        thread.start()
+        if refused is not None:
+            raise refused
 
     def _abandon(self, call: _Call[Any], expired: bool) -> None:
         """The caller stopped waiting (called from the caller's thread)."""
-        with self._cond:
-            was_queued = call.state == _QUEUED
-            if was_queued:
+        with self._section:
+            if call.state == _QUEUED:
                 self._queue.remove(call, call.key, call.priority)
                 self._budget.set_queued(len(self._queue))
-                if expired:
-                    self._expired += 1
-                else:
-                    self._cancelled += 1
                 call.state = _EXPIRED if expired else _CANCELLED
+                self._ledger.never_ran(expired=expired)
             elif call.state == _RUNNING:
-                # Counted by the worker when it finishes, together with `abandoned`.
+                # Recorded by the worker when it finishes, as `abandoned`.
                 call.state = _EXPIRED if expired else _CANCELLED
-        if was_queued:
-            self._emit("expired" if expired else "cancelled", 0.0)
-
-    def _take_drain_waiters(self) -> list[_waiting.Deliver]:
-        waiters, self._drained = self._drained, []
-        return waiters
 
     def _after_fork_in_child(self) -> None:
         # The parent's calls belong to the parent's event loops: forget them.
         # The child's own workers start lazily on its first call.
-        self._reset_after_fork()
+        workers, admission = self._workers, self._admission
+        self._ledger.reset()
+        self._budget.reset_after_fork()
+        self._service.reset_after_fork()
+        self._assemble(
+            workers.max_workers,
+            admission.max_queue_wait,
+            admission.max_pending,
+            workers.nice,
+            workers.executor,
+        )
+        if workers.closed:
+            with self._section:
+                self._workers.close()
 
 
-_live_pools: weakref.WeakSet[HashPool] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for pool in list(_live_pools):
-        pool._after_fork_in_child()  # noqa: SLF001 - module-private protocol
-
-
-def _close_all_at_exit() -> None:
-    for pool in list(_live_pools):
-        pool.close()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_close_all_at_exit)
+#: Every pool alive in this process (`loopsafe._life`: fork and exit).
+_live_pools = LIVE

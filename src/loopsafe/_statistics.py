@@ -32,8 +32,10 @@ class PoolStatistics:
         abandoned: Calls that ran to the end for a caller that had already gone
             (a cancelled or expired call that had already started). This is the
             work wasted on callers who gave up.
-        mean_service_time: Mean seconds a call kept a worker busy, or None
-            before the first call finished.
+        mean_service_time: Seconds a call keeps a worker busy, smoothed (an
+            exponentially weighted mean of the recent calls): the very
+            estimate admission and deadlines use. None before the first
+            call finished.
         estimated_wait: Seconds a call arriving now would wait for a worker.
         shed: Calls admitted, then pushed out of the queue before they ran
             (answered with `Overloaded`) for a client below its fair share or
@@ -51,6 +53,8 @@ class PoolStatistics:
         max_memory: Most bytes the calls running may declare together, or None.
         memory_in_use: Bytes declared by the calls running now (host-wide with
             a host budget).
+        service_seconds: Seconds the calls that ran kept a worker busy, in
+            all (completed and abandoned).
     """
 
     max_workers: int
@@ -73,3 +77,4 @@ class PoolStatistics:
     host_held: int = 0
     max_memory: int | None = None
     memory_in_use: int = 0
+    service_seconds: float = 0.0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Deliver", "current_library", "wait"]
+__all__ = ["Deliver", "current_library", "on_event_loop", "wait"]
 
 Deliver: TypeAlias = "Callable[[bool, object], None]"
 C = TypeVar("C")
@@ -53,6 +53,15 @@ def current_library() -> str:
             "loopsafe's async API must be awaited inside a running asyncio or trio loop"
         ) from None
     return "asyncio"
+
+
+def on_event_loop() -> bool:
+    """Whether this thread is running an event loop loopsafe supports (asyncio or trio) now."""
+    try:
+        current_library()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def sleep(seconds: float) -> None:

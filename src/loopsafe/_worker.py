@@ -1,13 +1,22 @@
-"""What a worker thread does with a call: take it, hold its budget, run it, answer.
+"""The workers: threads that take calls from the queue, hold their budget, run them, answer.
 
-`HashPool` (in `loopsafe._pool`) decides at the door and owns the queue; its
-worker threads run `_WorkerLoop._work`: take the next call unless its caller's
-deadline has already made it hopeless, wait for the call's host slot and
-memory (`loopsafe._budget`), check once more that it can still finish in time,
-run it in the caller's context, give the budget back, account for it and
-answer the caller. A call whose caller left is never started; one that was
-running finishes and its result is dropped. A call that raises `MemoryError`
-(its memory could not be had) is answered `Overloaded` (``reason="memory"``).
+`Workers` is the engine's thread part (trio's thread cache with its
+``CapacityLimiter``, in one): it starts threads lazily up to ``max_workers``,
+lets surplus ones exit when the bound is lowered, and counts the calls
+running. Each thread takes the next call unless its caller's deadline has
+already made it hopeless, waits for the call's host slot and memory
+(`loopsafe._budget`), checks once more that it can still finish in time, runs
+it in the caller's context, gives the budget back, records it in the ledger
+and answers the caller. A call whose caller left is never started; one that
+was running finishes and its result is dropped. A call that raises
+`MemoryError` (its memory could not be had) is answered `Overloaded`
+(``reason="memory"``).
+
+A cold pool (no service time known, `loopsafe._service`) learns one here,
+on a worker thread: by running a caller's cost estimator before its first
+call, or from the first call that finishes. At that moment the calls
+admitted blind are judged again (the pool's ``rejudge``), and those that can
+no longer start in time are answered with `Overloaded` at once.
 """
 
 from __future__ import annotations
@@ -17,187 +26,276 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from loopsafe._calls import _CANCELLED, _DONE, _EXPIRED, _RUNNING, _Call, _Hidden
+from loopsafe._calls import _DONE, _EXPIRED, _RUNNING, _Call, _Hidden
 from loopsafe._threads import become_worker
 from loopsafe.exceptions import Overloaded
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Executor
 
     from loopsafe import _waiting
     from loopsafe._budget import Budget
     from loopsafe._fair import FairQueue
+    from loopsafe._ledger import Ledger, Section
+    from loopsafe._service import ServiceTime
 
-__all__: list[str] = []
+__all__ = ["Workers"]
+
+_log = logging.getLogger("loopsafe.pool")
 
 _log = logging.getLogger("loopsafe.pool")
 
 
-class _WorkerLoop:
-    """The worker threads' half of `HashPool` (a base class; it owns no state)."""
+class Workers:
+    """A bounded set of worker threads serving one queue.
 
-    # Set by HashPool; all but the budget and the settings change under _cond.
-    _cond: threading.Condition
-    _queue: FairQueue[_Call[Any]]
-    _threads: set[threading.Thread]
-    _budget: Budget
-    _executor: Executor | None
-    _listeners: tuple[Any, ...]
-    _closed: bool
-    _nice: int
-    _max_workers: int
-    _idle: int
-    _running: int
-    _completed: int
-    _failed: int
-    _expired: int
-    _cancelled: int
-    _abandoned: int
-    _service_total: float
+    Everything but the settings changes under the engine's `Section`.
 
-    def _emit(self, event: str, seconds: float) -> None:
-        raise NotImplementedError
+    Args:
+        section: The engine's lock.
+        queue: The admitted calls.
+        budget: Host slots and memory (`loopsafe._budget`).
+        service: The service-time estimate, fed here.
+        ledger: Where what happens to a call is recorded.
+        rejudge: Called under the lock when a cold pool's service time
+            becomes known; returns the queued calls it pushed out.
+        max_workers: Calls that run at once.
+        nice: How much to lower the threads' CPU priority.
+        executor: Where to forward calls instead of running them here, or None.
+        name: Prefix of the threads' names.
+    """
+
+    def __init__(
+        self,
+        section: Section,
+        queue: FairQueue[_Call[Any]],
+        budget: Budget,
+        service: ServiceTime,
+        ledger: Ledger,
+        *,
+        rejudge: Callable[[], list[tuple[_Call[Any], Overloaded]]],
+        max_workers: int,
+        nice: int,
+        executor: Executor | None,
+        name: str,
+    ) -> None:
+        """Start with no thread: they start on demand."""
+        self._section = section
+        self._queue = queue
+        self._budget = budget
+        self._service = service
+        self._ledger = ledger
+        self._rejudge = rejudge
+        self.max_workers = max_workers
+        self.nice = nice
+        self.executor = executor
+        self._name = name
+        self.closed = False
+        self.running = 0
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._seq = 0
+        self._drained: list[_waiting.Deliver] = []
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive now."""
+        return len(self._threads)
+
+    # -- driven by the pool, under the lock -----------------------------------------------
+
+    def wake(self) -> None:
+        """A call was queued: start a thread for it, or wake an idle one."""
+        if len(self._queue) > self._idle and len(self._threads) < self.max_workers:
+            self._start()
+        else:
+            self._section.notify()
+
+    def resize(self, value: int) -> None:
+        """Set ``max_workers``: start threads for queued calls, let surplus ones exit."""
+        self.max_workers = value
+        wanted = min(len(self._queue) - self._idle, value - len(self._threads))
+        for _ in range(wanted):
+            self._start()
+        self._section.notify_all()  # idle workers beyond a lowered bound wake up and exit
+
+    def close(self) -> list[_waiting.Deliver]:
+        """Stop taking calls once the queue is empty; return the drain waiters to answer now."""
+        self.closed = True
+        self._section.notify_all()
+        if not self._threads and not self._queue:
+            return self._take_drain_waiters()
+        return []
+
+    def on_drained(self, deliver: _waiting.Deliver) -> bool:
+        """Answer ``deliver`` when the last thread exits; False if none is alive now."""
+        if not self._threads:
+            return False
+        self._drained.append(deliver)
+        return True
+
+    def _start(self) -> None:
+        self._seq += 1
+        thread = threading.Thread(
+            target=self._work,
+            name=f"{self._name}-worker-{self._seq}",
+            # Daemon: a hash in flight must never hold interpreter exit hostage.
+            # atexit closes every pool first, so queued callers are answered.
+            daemon=True,
+        )
+        self._threads.add(thread)
+        thread.start()
 
     def _take_drain_waiters(self) -> list[_waiting.Deliver]:
-        raise NotImplementedError
+        waiters, self._drained = self._drained, []
+        return waiters
+
+    # -- a worker thread ----------------------------------------------------------------------
 
     def _work(self) -> None:
         """Body of a worker thread: take calls from the queue until the pool closes."""
-        me = threading.current_thread()
-        become_worker(self._nice)
-        cond = self._cond
+        become_worker(self.nice)
         while True:
-            with cond:
+            taken = self._next()
+            if taken is None:
+                return
+            call, args = taken
+            estimator = self._service.take_estimator()
+            if estimator is not None and self._service.measure(estimator):
+                self._judge_again()
+            slot = self._take_budget(call) if self._budget.needed(call.memory) else _FREE
+            if slot is None or not self._still_worth_running(call, slot):
+                args.values = ()
+                continue
+            self._run_one(call, args, slot)
+
+    def _next(self) -> tuple[_Call[Any], _Hidden] | None:
+        """Wait for the next call that can still finish in time; None: this thread exits."""
+        me = threading.current_thread()
+        while True:
+            with self._section:
                 self._idle += 1
-                while not self._closed and (not self._queue or self._running >= self._max_workers):
-                    if len(self._threads) > self._max_workers:
+                while not self.closed and (not self._queue or self.running >= self.max_workers):
+                    if len(self._threads) > self.max_workers:
                         break  # the bound was lowered: this thread is one too many
-                    cond.wait()
+                    self._section.wait()
                 self._idle -= 1
-                surplus = len(self._threads) > self._max_workers and not self._closed
+                surplus = len(self._threads) > self.max_workers and not self.closed
                 if surplus or not self._queue:  # lowered bound, or closed and nothing left
                     self._threads.discard(me)
-                    cond.notify()  # a sibling waiting for a free slot may now take one
+                    self._section.notify()  # a sibling waiting for a free slot may take one
                     waiters = self._take_drain_waiters() if not self._threads else []
                     break
                 call = self._queue.pop()
                 self._budget.set_queued(len(self._queue))
-                if self._hopeless(call):
+                hopeless = self._hopeless(call)
+                if hopeless:
                     call.state = _EXPIRED
-                    self._expired += 1
                     self._queue.release(call.key)
-                    expired = True
+                    self._ledger.never_ran(expired=True)
                 else:
                     call.state = _RUNNING
-                    self._running += 1
-                    expired = False
+                    self.running += 1
                     # Taken under the lock: once the caller has gone, `run` empties it.
-                    taken = _Hidden(call.args.values)
-            if expired:
-                self._emit("expired", 0.0)
+                    args = _Hidden(call.args.values)
+            if hopeless:
                 call.deliver(False, _hopeless_error())
                 continue
-            slot = self._take_budget(call) if self._budget.needed(call.memory) else _FREE
-            if slot is None or not self._still_worth_running(call, slot):
-                taken.values = ()
-                continue
-            self._run_one(call, taken, slot)
+            return call, args
         for deliver in waiters:
             deliver(True, None)
+        return None
+
+    def _judge_again(self) -> None:
+        """The service time just became known: answer the calls that can no longer start in time."""
+        with self._section:
+            verdicts = self._rejudge()
+            self._budget.set_queued(len(self._queue))
+        for call, refusal in verdicts:
+            call.deliver(False, refusal)
+
+    def _finished(self, call: _Call[Any]) -> None:
+        """A taken call leaves without running (under the lock)."""
+        self.running -= 1
+        self._queue.release(call.key)
+        self._section.notify()
 
     # -- the budget: host slots and memory ----------------------------------------------
 
     def _hopeless(self, call: _Call[Any]) -> bool:
-        """Whether the call cannot finish before its deadline (`Budget.worst_service`)."""
+        """Whether the call cannot finish before its deadline (`ServiceTime.worst`)."""
         if call.deadline is None:
             return False
         remaining = call.deadline - time.monotonic()
-        expected = self._budget.worst_service()
+        expected = self._service.worst()
         return remaining <= 0 or (expected is not None and remaining < expected)
 
     def _take_budget(self, call: _Call[Any]) -> int | None:
-        """Wait for the call's host slot and memory; None (counted) if its caller left."""
+        """Wait for the call's host slot and memory; None (recorded) if its caller left."""
         slot = self._budget.take(call.memory, give_up=lambda: call.state != _RUNNING)
         if slot is None:
-            with self._cond:
-                self._running -= 1
-                self._queue.release(call.key)
-                self._expired += call.state == _EXPIRED
-                self._cancelled += call.state != _EXPIRED
-                self._cond.notify()
-            self._emit("expired" if call.state == _EXPIRED else "cancelled", 0.0)
+            with self._section:
+                self._finished(call)
+                self._ledger.never_ran(expired=call.state == _EXPIRED)
         return slot
 
     def _still_worth_running(self, call: _Call[Any], slot: int) -> bool:
         """After waiting for the budget: run the call only if it can still finish in time."""
         if slot == _FREE:
             return True
-        with self._cond:
+        with self._section:
             if call.state == _RUNNING and not self._hopeless(call):
                 return True
             gone = call.state != _RUNNING
             if not gone:
                 call.state = _EXPIRED
-            self._running -= 1
-            self._queue.release(call.key)
-            self._expired += call.state == _EXPIRED
-            self._cancelled += call.state == _CANCELLED
-            self._cond.notify()
-        self._budget.give_back(call.memory, slot)
-        self._emit("expired" if call.state == _EXPIRED else "cancelled", 0.0)
+            self._finished(call)
+            self._ledger.never_ran(expired=call.state == _EXPIRED)
+            # The slot goes back under the lock so the listeners hear after it is free.
+            self._budget.give_back(call.memory, slot)
         if not gone:
             call.deliver(False, _hopeless_error())
         return False
 
-    def _run_one(self, call: _Call[Any], taken: _Hidden, slot: int) -> None:
-        """Run a call outside the lock, account for it, and answer its caller.
+    def _run_one(self, call: _Call[Any], args: _Hidden, slot: int) -> None:
+        """Run a call outside the lock, record it, and answer its caller.
 
         An exception's traceback carries this frame to the caller: the
-        arguments stay in ``taken`` (hidden repr) and are gone before the answer.
+        arguments stay in ``args`` (hidden repr) and are gone before the answer.
         """
         start = time.perf_counter()
-        ok, value = self._invoke(call, taken)
+        ok, value = self._invoke(call, args)
         elapsed = time.perf_counter() - start
         # Drop references to the arguments (passwords) before anyone is answered.
-        taken.values = call.args.values = ()
+        args.values = call.args.values = ()
         if slot != _FREE:
             self._budget.give_back(call.memory, slot)  # free before the caller hears
-        self._budget.record(elapsed)
-        with self._cond:
-            self._running -= 1
-            self._queue.release(call.key)
-            self._service_total += elapsed
+        first_estimate = self._service.record(elapsed)
+        with self._section:
+            self._finished(call)
             state = call.state
-            if state == _RUNNING:
+            answered = state == _RUNNING
+            if answered:
                 call.state = _DONE
-                self._completed += 1
-                if not ok:
-                    self._failed += 1
-            else:
-                self._abandoned += 1
-                if state == _EXPIRED:
-                    self._expired += 1
-                else:
-                    self._cancelled += 1
-        # Listeners first: once a caller has its answer, the metrics include its call
-        # (a collector that moves its listener to a new pool cannot miss it).
-        if self._listeners:
-            event = "abandoned" if state != _RUNNING else "completed" if ok else "failed"
-            self._emit(event, elapsed)
-        if state == _RUNNING:
+            # Recorded (and told to the listeners as the lock is left) before the
+            # caller has its answer: a collector that moves its listener to a new
+            # pool cannot miss the call.
+            self._ledger.ran(elapsed, ok=ok, answered=answered, expired=state == _EXPIRED)
+        if first_estimate:
+            self._judge_again()
+        if answered:
             call.deliver(ok, value)
         del value
 
-    def _invoke(self, call: _Call[Any], taken: _Hidden) -> tuple[bool, object]:
+    def _invoke(self, call: _Call[Any], args: _Hidden) -> tuple[bool, object]:
         """Run the callable: (True, its value) or (False, the exception for its caller)."""
         try:
-            if self._executor is not None:
-                return True, self._executor.submit(call.fn, *taken.values).result()
+            if self.executor is not None:
+                return True, self.executor.submit(call.fn, *args.values).result()
             if call.context is not None:
-                return True, call.context.run(call.fn, *taken.values)
-            return True, call.fn(
-                *taken.values
-            )  # pragma: no cover - a call without a context has an executor
+                return True, call.context.run(call.fn, *args.values)
+            return True, call.fn(*args.values)  # pragma: no cover - no context: an executor
         except MemoryError:
             # The kernel (or Python) refused the hash its memory: a full machine or
             # container, not a wrong password or a bug. Overloaded, like a full queue.
@@ -213,8 +311,8 @@ class _WorkerLoop:
         integrations), retrying after about one service time: the memory the
         running hashes hold is free by then.
         """
-        retry_after = self._budget.service() or 1.0
-        with self._cond:
+        retry_after = self._service.estimate() or 1.0
+        with self._section:
             queued = len(self._queue)
         _log.warning(
             "a hash could not get its memory (%d bytes declared, %d calls queued): "

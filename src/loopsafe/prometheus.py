@@ -36,9 +36,15 @@ metric                             type       meaning
 ``loopsafe_usable_cpus``           gauge      CPUs a default-sized pool uses (cgroup-aware)
 ``loopsafe_cpu_limit_cpus``        gauge      the container's CPU quota in CPUs, if any
 ``loopsafe_memory_limit_bytes``    gauge      the container's memory limit, if any
+``loopsafe_kdf_backend_info``      gauge      1 per KDF (``kdf``: pbkdf2, scrypt) with the
+                                              ``backend`` computing it (hashlib, cryptography)
 =================================  =========  ==========================================
 
-The last three describe the process, not a pool: their one label, ``source``,
+``loopsafe_kdf_backend_info`` appears once the process has chosen (at its
+first PBKDF2 or scrypt hash: a scrape never measures); its labels take two
+values each.
+
+The container gauges describe the process, not a pool: their one label, ``source``,
 says how the limits were found (``cgroup_v2``, ``cgroup_v1``, ``none`` or
 ``disabled``), never the cgroup's path, so it has at most four values. The
 limit gauges are absent when there is no limit.
@@ -79,6 +85,7 @@ from loopsafe._limits import container_limits
 from loopsafe._observed import ObservedPool
 from loopsafe._prometheus_multiprocess import MultiProcessValues
 from loopsafe._statistics import REFUSAL_REASONS
+from loopsafe.hashers._kdf import chosen_backends
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -344,6 +351,8 @@ class LoopsafeCollector(Collector):
         for stat, gauge in families.lag.items():
             gauge.add_metric([], figures["m"].get(f"lag_{stat}", 0.0))
         families.add_limits(container_limits())  # cached: no file is read here
+        for kdf, choice in chosen_backends().items():
+            families.kdf_backend.add_metric([kdf, choice.backend], 1.0)
         yield from families.all()
 
 
@@ -426,6 +435,12 @@ class _Families:
             labels=["source"],
         )
 
+        self.kdf_backend = GaugeMetricFamily(
+            "loopsafe_kdf_backend_info",
+            "1 for the implementation (hashlib or cryptography) computing each KDF here.",
+            labels=["kdf", "backend"],
+        )
+
     def add_limits(self, limits: ContainerLimits) -> None:
         self.usable_cpus.add_metric([limits.source], float(limits.cpus))
         if limits.cpu_quota is not None:
@@ -444,6 +459,7 @@ class _Families:
             self.usable_cpus,
             self.cpu_limit,
             self.memory_limit,
+            self.kdf_backend,
         ]
 
 

@@ -35,6 +35,18 @@ def test_prints_pool_backends_hashers_and_costs():
     assert "checks" in text
 
 
+def test_names_the_kdf_backend_and_the_hashers_loopsafe_computes():
+    """The report says which backend computes PBKDF2 and scrypt, and marks stock hashers."""
+    from loopsafe.hashers import kdf_backends
+
+    text = run("--no-measure")
+    choices = kdf_backends()
+    assert f"kdf         PBKDF2: {choices['pbkdf2'].describe()}" in text
+    assert f"            scrypt: {choices['scrypt'].describe()}" in text
+    assert re.search(r"TestPBKDF2PasswordHasher +iterations=100000 \[computed by loopsafe\]", text)
+    assert not re.search(r"MD5PasswordHasher.*computed by loopsafe", text)
+
+
 def test_no_measure_and_patch_on():
     """--no-measure hashes nothing; with PATCH_AUTH the patched names are listed."""
     with override_settings(

@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._limits import container_limits
-from loopsafe._settings import DEFAULT_NICE, MAX_NICE
+from loopsafe.cli._arguments import (
+    common_options,
+    nice_option,
+    positive_float,
+    positive_int,
+)
 from loopsafe.cli._measure import MissingExtra
 
 if TYPE_CHECKING:
@@ -44,10 +48,9 @@ PROFILES: Final = {
     "cheap": profiles.CHEAP,
 }
 _BENCH_ALGORITHMS: Final = ("pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt")
-_BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe")
+_BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe", "django")
 _STORM_VARIANTS: Final = ("sync_to_async", "loopsafe")
 _CALIBRATED: Final = ("pbkdf2_sha256", "argon2", "bcrypt_sha256", "scrypt")
-_PLOT_SUFFIXES: Final = (".png", ".svg", ".pdf")
 
 # What --quick changes, when the option itself is not given.
 _QUICK_USERS: Final = 8
@@ -60,93 +63,6 @@ _QUICK_TARGET_MS: Final = 5.0
 _QUICK_FIXED: Final = profiles.Profile(
     "quick", argon2_memory_cost=1024, argon2_parallelism=1, scrypt_parallelism=1
 )
-
-
-# -- argument types: each error message says what is expected ----------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def _output_file(text: str) -> str:
-    if text == "-":
-        return text
-    parent = Path(text).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {str(parent)!r} does not exist")
-    return text
-
-
-def _plot_file(text: str) -> str:
-    if Path(text).suffix.lower() not in _PLOT_SUFFIXES:
-        raise argparse.ArgumentTypeError(
-            f"the plot's file name must end in {', '.join(_PLOT_SUFFIXES)}, not {text!r}"
-        )
-    return _output_file(text)
-
-
-def _nice(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if not 0 <= value <= MAX_NICE:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, not {value}")
-    return value
-
-
-def _nice_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nice",
-        type=_nice,
-        default=DEFAULT_NICE,
-        metavar="N",
-        help=(
-            f"raise loopsafe's worker threads' nice value by N, 0-{MAX_NICE} "
-            f"(default {DEFAULT_NICE}, as HashPool; Linux only)"
-        ),
-    )
-
-
-def _common(parser: argparse.ArgumentParser, *, plot: bool = True) -> None:
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run in seconds: cheap parameters, little work (CI)",
-    )
-    parser.add_argument(
-        "--json",
-        metavar="FILE",
-        type=_output_file,
-        help="write the results as JSON to FILE ('-': standard output)",
-    )
-    if plot:
-        parser.add_argument(
-            "--plot",
-            metavar="FILE.png",
-            type=_plot_file,
-            help="draw the figures with matplotlib (.png, .svg or .pdf)",
-        )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar, only the results"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,15 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="concurrent logins per hasher: blocking vs sync_to_async vs loopsafe",
+        help="concurrent logins per hasher: blocking vs sync_to_async vs loopsafe vs Django",
         description=(
             "Verify N users' passwords at once with each of Django's default hashers, "
-            "three ways: on the event loop (Django 4.2/5.2), in the default executor "
-            "via asgiref's sync_to_async (Django 6.x), and on loopsafe's pool."
+            "four ways: on the event loop (Django 4.2/5.2), in the default executor "
+            "via asgiref's sync_to_async (Django 6.x), on loopsafe's pool, and with the "
+            "installed Django's own acheck_password and stock hasher. First, each hasher's "
+            "logins per core-second in loopsafe, Django, pwdlib and passlib, and the floor."
         ),
     )
     bench.add_argument(
-        "--users", type=_positive_int, help="concurrent logins per cell (default 100)"
+        "--users", type=positive_int, help="concurrent logins per cell (default 100)"
     )
     bench.add_argument(
         "--profile",
@@ -198,15 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="repetitions of every cell, in alternating order; figures are medians",
     )
     bench.add_argument(
-        "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
+        "--workers", type=positive_int, help="loopsafe's pool size (default: usable cores)"
     )
-    _nice_option(bench)
-    _common(bench)
+    bench.add_argument(
+        "--no-per-core",
+        dest="per_core",
+        action="store_false",
+        help="skip the logins-per-core-second comparison between libraries",
+    )
+    nice_option(bench)
+    common_options(bench)
 
     storm = commands.add_parser(
         "storm",
@@ -220,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument(
         "--load",
         nargs="+",
-        type=_positive_float,
+        type=positive_float,
         metavar="X",
         help="offered load as multiples of capacity (default 0.5 1 2 4)",
     )
     storm.add_argument(
-        "--duration", type=_positive_float, help="seconds of arrivals per cell (default 20)"
+        "--duration", type=positive_float, help="seconds of arrivals per cell (default 20)"
     )
-    storm.add_argument("--timeout", type=_positive_float, help="seconds a client waits (default 2)")
+    storm.add_argument("--timeout", type=positive_float, help="seconds a client waits (default 2)")
     storm.add_argument(
         "--hasher",
         choices=_BENCH_ALGORITHMS,
@@ -248,14 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     storm.add_argument(
         "--max-queue-wait",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="loopsafe's admission budget (default: timeout - 2 service times)",
     )
     storm.add_argument(
-        "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
+        "--workers", type=positive_int, help="loopsafe's pool size (default: usable cores)"
     )
-    _nice_option(storm)
+    nice_option(storm)
     storm.add_argument("--seed", type=int, default=36439, help="seed of the arrival schedules")
     flood = storm.add_argument_group(
         "flood",
@@ -265,14 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     flood.add_argument("--flood", action="store_true", help="run the flood comparison")
     flood.add_argument(
         "--flood-load",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="X",
         help="the flood's offered load, x capacity (default 10)",
     )
     flood.add_argument(
         "--legit-load",
-        type=_positive_float,
+        type=positive_float,
         default=0.5,
         metavar="X",
         help="the legitimate users' load together, x capacity (default 0.5)",
@@ -296,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flood.add_argument(
         "--rotating-keys",
-        type=_positive_int,
+        type=positive_int,
         default=200,
         metavar="N",
         help="keys the rotating flood spreads over (default 200)",
@@ -306,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="scale loads to cores / CPU seconds per hash, not the measured effective capacity",
     )
-    _common(storm)
+    common_options(storm)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -319,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--target-ms",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
         help="CPU milliseconds per hash to aim for (default 250)",
     )
@@ -337,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--argon2-lanes",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help=(
             "Argon2 parallelism (default: the profile's; loopsafe computes every lane "
@@ -350,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="the module named in the printed PASSWORD_HASHERS (default yourapp.hashers)",
     )
-    _common(calibrate, plot=False)
+    common_options(calibrate, plot=False)
     return parser
 
 
@@ -379,8 +303,8 @@ def _finish(
 
 
 def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
-    from loopsafe.cli._bench import BenchConfig, run_bench
-    from loopsafe.cli._display import bench_table
+    from loopsafe.cli._bench import BenchConfig, default_variants, run_bench
+    from loopsafe.cli._display import bench_table, per_core_table
     from loopsafe.cli._json import bench_document
     from loopsafe.cli._plots import bench_plot
 
@@ -391,9 +315,10 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         rehash=args.rehash,
         repeat=args.repeat,
         algorithms=tuple(args.hasher or _BENCH_ALGORITHMS),
-        variants=tuple(args.variant or _BENCH_VARIANTS),
+        variants=tuple(args.variant or default_variants()),
         max_workers=args.workers,
         nice=args.nice,
+        per_core=args.per_core,
     )
     cells = len(config.algorithms) * len(config.variants) * config.repeat
     display.note(
@@ -403,6 +328,8 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
     )
     with display:
         result = run_bench(config, display)
+    if result.per_core:
+        display.show(per_core_table(result))
     display.show(bench_table(result))
     measured = [c for c in result.costs if c.ceiling is not None]
     if measured:

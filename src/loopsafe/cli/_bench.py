@@ -13,6 +13,14 @@ hasher code; only where the hash runs differs between the variants:
     the loop's default executor, as Django 6.x does.
 ``loopsafe``
     `PasswordHash.averify` on a `HashPool` with one worker per usable core.
+``django``
+    The installed Django's own ``acheck_password`` with its stock hasher for
+    the algorithm (`loopsafe.cli._per_core.stock_django`): Django's code,
+    hashlib's KDFs, wherever that Django version hashes (5.x on the loop,
+    6.x in asgiref's executor). The only variant not on loopsafe's hasher code.
+
+Before the bursts, each hasher's logins per core-second are measured in every
+library that computes it, with the floor (`loopsafe.cli._per_core`).
 
 With ``rehash`` every stored hash has a lower cost than the hasher's (the
 users were hashed by an older Django), so every login also makes a new hash.
@@ -31,6 +39,8 @@ cold machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -50,6 +60,7 @@ from loopsafe.cli._measure import (
     lower_cost,
     machine_info,
 )
+from loopsafe.cli._per_core import PerCoreRow, django_login, measure_per_core, stock_django
 from loopsafe.exceptions import HasherNotAvailable
 from loopsafe.hashers import verify_password
 
@@ -67,14 +78,22 @@ __all__ = [
     "BenchResult",
     "BenchRow",
     "HasherCost",
+    "default_variants",
     "run_bench",
     "settle",
 ]
 
 #: The five hashers of the ticket's table, in Django's default order.
 ALGORITHMS: tuple[str, ...] = ("pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "scrypt")
-#: Where the hash runs: on the loop, in the default executor, on loopsafe's pool.
-VARIANTS: tuple[str, ...] = ("blocking", "sync_to_async", "loopsafe")
+#: Where the hash runs: on the loop, in the default executor, on loopsafe's pool;
+#: and stock Django's own ``acheck_password`` (its hashers, its threading).
+VARIANTS: tuple[str, ...] = ("blocking", "sync_to_async", "loopsafe", "django")
+
+
+def default_variants() -> tuple[str, ...]:
+    """Every variant; ``django`` only where Django is installed."""
+    has_django = importlib.util.find_spec("django") is not None
+    return tuple(v for v in VARIANTS if v != "django" or has_django)
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,7 @@ class BenchConfig:
             real hashes per hasher would take longer than the benchmark).
         max_workers: loopsafe's pool size (default: usable cores).
         nice: loopsafe's worker priority drop (`HashPool`'s ``nice``).
+        per_core: Measure logins per core-second in every library first.
     """
 
     profile: profiles.Profile = profiles.DEFAULT
@@ -104,6 +124,7 @@ class BenchConfig:
     distinct_hashes: int = 4
     max_workers: int | None = None
     nice: int = DEFAULT_NICE
+    per_core: bool = True
 
     def __post_init__(self) -> None:
         """Check the bounds and names."""
@@ -125,6 +146,7 @@ class BenchConfig:
             "distinct_hashes": self.distinct_hashes,
             "max_workers": self.max_workers or usable_cpus(),
             "nice": self.nice,
+            "per_core": self.per_core,
         }
 
 
@@ -167,7 +189,7 @@ class BenchCell:
 
     Attributes:
         algorithm: Django's algorithm name.
-        variant: ``blocking``, ``sync_to_async`` or ``loopsafe``.
+        variant: ``blocking``, ``sync_to_async``, ``loopsafe`` or ``django``.
         repetition: 0-based repetition.
         position: 0-based place of this variant in the repetition's order.
         users: Logins in the burst.
@@ -233,6 +255,7 @@ class BenchResult:
     cells: list[BenchCell] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    per_core: list[PerCoreRow] = field(default_factory=list)
 
     def cost(self, algorithm: str) -> HasherCost:
         """Return the measured cost of ``algorithm``.
@@ -268,7 +291,7 @@ class BenchRow:
 
     Attributes:
         algorithm: Django's algorithm name.
-        variant: ``blocking``, ``sync_to_async`` or ``loopsafe``.
+        variant: ``blocking``, ``sync_to_async``, ``loopsafe`` or ``django``.
         runs: Repetitions behind the medians.
         users: Logins per burst.
         correct: Fewest logins that verified in any repetition.
@@ -440,13 +463,23 @@ async def _burst(
             nice=nice,
             name="loopsafe-bench",
         )
-    login = _login_function(variant, facade, pool, rehash=rehash)
+    stock: contextlib.AbstractContextManager[object] = (
+        stock_django(facade.preferred.algorithm)
+        if variant == "django"
+        else contextlib.nullcontext()
+    )
     try:
-        async with LoopLagMonitor() as lag:
-            start, cpu_start = time.perf_counter(), time.process_time()
-            outcomes = await asyncio.gather(*(login(pw, enc) for pw, enc in accounts))
-            wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-            await settle(lag)
+        with stock:
+            login = (
+                django_login(rehash=rehash)
+                if variant == "django"
+                else _login_function(variant, facade, pool, rehash=rehash)
+            )
+            async with LoopLagMonitor() as lag:
+                start, cpu_start = time.perf_counter(), time.process_time()
+                outcomes = await asyncio.gather(*(login(pw, enc) for pw, enc in accounts))
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                await settle(lag)
     finally:
         if pool is not None:
             await pool.aclose()
@@ -539,6 +572,9 @@ def run_bench(config: BenchConfig, observer: BenchObserver | None = None) -> Ben
         watch.phase(f"{algorithm}: measuring the CPU cost of one login")
         cost = measure_cost(facade, stored, accounts[0], rehash=config.rehash)
         result.costs.append(cost)
+        if config.per_core:
+            watch.phase(f"{algorithm}: logins per core-second in each library, and the floor")
+            result.per_core.append(measure_per_core(facade, accounts[0][1], accounts[0][0]))
         for repetition in range(config.repeat):
             for position, variant in enumerate(rotate(config.variants, number + repetition)):
                 label = f"{algorithm} / {variant}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 from loopsafe._lag import percentile
 from loopsafe.cli._bench import BenchCell, BenchResult
-from loopsafe.cli._measure import bench_extra
+from loopsafe.cli._measure import bench_extra, kdf_note
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -159,7 +159,7 @@ def bench_table(result: BenchResult) -> Table:
     title = (
         f"loopsafe bench: {config.users} concurrent logins per cell, profile {config.profile.name}"
         f"{', every login rehashes' if config.rehash else ''}, "
-        f"{result.machine.get('usable_cpus')} usable cores"
+        f"{result.machine.get('usable_cpus')} usable cores; {kdf_note(result.machine)}"
     )
     table = Table(title=title, title_justify="left")
     for name in [
@@ -192,6 +192,33 @@ def bench_table(result: BenchResult) -> Table:
             f"{row.cpu_share:.2f}",
         )
         previous = row.algorithm
+    return table
+
+
+def per_core_table(result: BenchResult) -> Table:
+    """Return logins per core-second per hasher and library, with the floor, as a rich table."""
+    from rich.table import Table
+
+    from loopsafe.cli._per_core import LIBRARIES, django_label
+
+    title = (
+        f"logins per core-second (1 / CPU s of one verification, median of 3), profile "
+        f"{result.config.profile.name}, {result.machine.get('usable_cpus')} usable cores; "
+        f"django = {django_label()} acheck_password; {kdf_note(result.machine)}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("hasher")
+    for name in LIBRARIES:
+        table.add_column(name, justify="right")
+    table.add_column("loopsafe / django", justify="right")
+    table.add_column("floor", justify="left")
+    for row in result.per_core:
+        cells = [
+            "—" if row.logins.get(name) is None else f"{row.logins[name]:.2f}" for name in LIBRARIES
+        ]
+        ours, django = row.logins.get("loopsafe"), row.logins.get("django")
+        speedup = "—" if not ours or not django else f"{ours / django:.2f}x"
+        table.add_row(row.algorithm, *cells, speedup, f"[dim]{row.notes.get('floor', '')}[/]")
     return table
 
 
@@ -249,7 +276,7 @@ def calibrate_table(result: CalibrateResult) -> Table:
 
     title = (
         f"loopsafe calibrate: target {result.target_s * 1000:g} ms of CPU per hash, "
-        f"{result.machine.get('usable_cpus')} usable cores"
+        f"{result.machine.get('usable_cpus')} usable cores; {kdf_note(result.machine)}"
     )
     table = Table(title=title, title_justify="left")
     for name in ["algorithm", "parameters", "CPU ms", "wall ms", "logins/s", "MiB per hash"]:

@@ -83,6 +83,7 @@ def bench_document(result: BenchResult, argv: Sequence[str]) -> dict[str, Any]:
         for cost in result.costs
     ]
     doc["skipped"] = result.skipped
+    doc["logins_per_core_second"] = [row.as_dict() for row in result.per_core]
     doc["results"] = [row.as_dict() for row in result.summary()]
     doc["runs"] = [cell.as_dict() for cell in result.cells]
     doc["elapsed_s"] = round(result.elapsed_s, 2)

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import os
 import platform
+import ssl
 import statistics
 import sys
 import threading
@@ -43,6 +44,8 @@ __all__ = [
     "bench_extra",
     "cpu_seconds",
     "cpu_seconds_all_busy",
+    "kdf_backend_info",
+    "kdf_note",
     "lower_cost",
     "machine_info",
 ]
@@ -95,8 +98,28 @@ def machine_info() -> dict[str, object]:
         "asgiref": _version("asgiref"),
         "argon2_cffi": _version("argon2-cffi"),
         "bcrypt": _version("bcrypt"),
+        "cryptography": _version("cryptography"),
+        "openssl": ssl.OPENSSL_VERSION,
+        # Which implementation computes PBKDF2 and scrypt here, and why.
+        "kdf_backends": kdf_backend_info(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def kdf_backend_info() -> dict[str, object]:
+    """`loopsafe.hashers.kdf_backends` as JSON-ready values (measuring on first use)."""
+    from loopsafe.hashers import kdf_backends
+
+    return {kdf: choice.as_dict() for kdf, choice in kdf_backends().items()}
+
+
+def kdf_note(machine: dict[str, object]) -> str:
+    """``PBKDF2 on cryptography, scrypt on cryptography`` from `machine_info`, for titles."""
+    backends = machine.get("kdf_backends")
+    if not isinstance(backends, dict):
+        return ""
+    names = {kdf: info.get("backend") for kdf, info in backends.items() if isinstance(info, dict)}
+    return f"PBKDF2 on {names.get('pbkdf2')}, scrypt on {names.get('scrypt')}"
 
 
 def cpu_seconds(fn: Callable[[], object], *, repeats: int = 3, warmups: int = 1) -> float:

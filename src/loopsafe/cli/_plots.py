@@ -26,6 +26,7 @@ _VARIANT_COLOURS: Final = {
     "blocking": "#d62728",
     "sync_to_async": "#ff7f0e",
     "loopsafe": "#2ca02c",
+    "django": "#1f77b4",
 }
 
 

@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 from loopsafe._calls import bind
 from loopsafe._default import default_pool
 from loopsafe._password_call import run_password_call
-from loopsafe.django import _argon2
+from loopsafe.django import _argon2, _kdf
 from loopsafe.django._route import hasher_memory, route
 
 if TYPE_CHECKING:
@@ -83,51 +83,70 @@ _DJANGO_VERIFY_PASSWORD = getattr(hashers, "verify_password", None)
 _DJANGO_MAKE_PASSWORD = hashers.make_password
 
 
-def _stock_argon2_installed() -> bool:
-    """Whether a hasher in ``PASSWORD_HASHERS`` is Django's stock Argon2 (see `_argon2`)."""
-    return any(_argon2.is_stock(hasher) for hasher in hashers.get_hashers())
+def _computed_here(hasher: object) -> bool:
+    """Whether loopsafe computes this Django hasher's work itself (`_argon2`, `_kdf`)."""
+    return _argon2.is_stock(hasher) or _kdf.is_stock(hasher)
+
+
+def _stock_installed() -> bool:
+    """Whether a hasher in ``PASSWORD_HASHERS`` is one `_computed_here`."""
+    return any(_computed_here(hasher) for hasher in hashers.get_hashers())
 
 
 @hide_passwords
 def _verify(password: str | None, encoded: str | None, preferred: Any) -> tuple[bool, bool]:
     """Django's ``verify_password``, with a port for Django 4.2, which has none.
 
-    The port also runs when a hasher is Django's stock Argon2 (and
-    ``verify_password`` is Django's, not a mock): it is Django's function
-    step by step, with that hasher's work done by `_argon2` (same answer, no
-    lane threads).
+    The port also runs when a hasher is Django's stock Argon2, PBKDF2 or
+    scrypt (and ``verify_password`` is Django's, not a mock): it is Django's
+    function step by step, with that hasher's work done by `_argon2` (same
+    answer, no lane threads) or `_kdf` (same answer, the faster KDF backend).
     """
     verify = getattr(hashers, "verify_password", None)
-    if verify is not None and (
-        verify is not _DJANGO_VERIFY_PASSWORD or not _stock_argon2_installed()
-    ):
+    if verify is not None and (verify is not _DJANGO_VERIFY_PASSWORD or not _stock_installed()):
         result: tuple[bool, bool] = verify(password, encoded, preferred=preferred)
         return result
     return _verify_password_4_2(password, encoded, preferred)
 
 
 def _hasher_verify(hasher: Any, password: Any, encoded: Any) -> bool:
-    """``hasher.verify``, through `_argon2` for Django's stock Argon2."""
+    """``hasher.verify``, through `_argon2` or `_kdf` for Django's stock hashers."""
     answer = _argon2.verify(hasher, password, encoded)
+    if answer is None:
+        answer = _kdf.verify(hasher, password, encoded)
     if answer is None:
         answer = bool(hasher.verify(password, encoded))
     return answer
 
 
+def _harden_runtime(hasher: Any, password: Any, encoded: Any) -> None:
+    """``hasher.harden_runtime``, through `_kdf` for Django's stock PBKDF2 (as its verify)."""
+    if not _kdf.harden_runtime(hasher, password, encoded):
+        hasher.harden_runtime(password, encoded)
+
+
+def _stock_encode(hasher: Any, password: Any, salt: str) -> str | None:
+    """``hasher.encode`` through `_argon2` or `_kdf`, or None where Django's code must run."""
+    if _argon2.is_stock(hasher):
+        return _argon2.encode(hasher, password, salt)
+    return _kdf.encode(hasher, password, salt)
+
+
 @hide_passwords
 def _make(password: Any, salt: str | None = None, hasher: Any = "default") -> str:
-    """Django's ``make_password``, through `_argon2` when the hasher is Django's stock Argon2."""
+    """Django's ``make_password``, through `_argon2` or `_kdf` for Django's stock hashers."""
     if (
         hashers.make_password is _DJANGO_MAKE_PASSWORD
-        and isinstance(password, str)
-        and _stock_argon2_installed()
+        and isinstance(password, (str, bytes))
+        # A hasher given as an object is used as it is, whatever else is configured.
+        and (not isinstance(hasher, str) or _stock_installed())
     ):
         chosen = hashers.get_hasher(hasher)
-        if _argon2.is_stock(chosen):
+        if _computed_here(chosen):
             salt = salt or chosen.salt()
-            encoded = _argon2.encode(chosen, password, salt)
+            encoded = _stock_encode(chosen, password, salt)
             if encoded is None:
-                encoded = chosen.encode(password, salt)
+                encoded = chosen.encode(password, salt)  # type: ignore[arg-type] # Django takes bytes too
             return str(encoded)
     # Called with what the caller gave, as Django's own code calls it.
     if salt is None and hasher == "default":
@@ -148,7 +167,8 @@ def _verify_password_4_2(
     the setter); this returns ``(is_correct, must_update)`` instead, so the
     setter can run on the event loop after the hashing is done. Django 5.0 to
     6.1's ``verify_password`` is this function, line for line; here the
-    stock Argon2 hasher's work goes through `_argon2`.
+    stock Argon2 hasher's work goes through `_argon2`, and the stock PBKDF2
+    and scrypt hashers' (hardening included) through `_kdf`.
     """
     fake_runtime = password is None or not hashers.is_password_usable(encoded)
     preferred_hasher = hashers.get_hasher(preferred)
@@ -169,7 +189,7 @@ def _verify_password_4_2(
     must_update = hasher_changed or preferred_hasher.must_update(encoded)
     is_correct = _hasher_verify(hasher, password, encoded)
     if not is_correct and not hasher_changed and must_update:
-        hasher.harden_runtime(password, encoded)
+        _harden_runtime(hasher, password, encoded)
     return is_correct, must_update
 
 
@@ -198,7 +218,8 @@ def _set_password(user: Any, password: str) -> None:
     """``user.set_password(password)`` in a marked frame.
 
     Django's own ``AbstractBaseUser.set_password`` is run step by step, so a
-    stock Argon2 hash is made by `_argon2`; an overridden one is called.
+    stock Argon2, PBKDF2 or scrypt hash is made by `_argon2` or `_kdf`; an
+    overridden one is called.
     """
     from django.contrib.auth.base_user import AbstractBaseUser
 

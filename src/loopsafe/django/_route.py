@@ -25,7 +25,7 @@ from loopsafe.hashers import (
     PBKDF2SHA1Hasher,
     ScryptHasher,
 )
-from loopsafe.hashers._scrypt import scrypt_memory
+from loopsafe.hashers._kdf import scrypt_memory
 
 if TYPE_CHECKING:
     from loopsafe._fair import Key

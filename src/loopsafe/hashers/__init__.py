@@ -25,6 +25,11 @@ or passlib; ``$2b$...`` from bcrypt), under the same bounds, so that users of
 those libraries can move: every such hash needs an update, and the next correct
 login replaces it with a Django-format one.
 
+PBKDF2 and scrypt need nothing beyond the standard library; with
+``cryptography`` installed (``loopsafe[cryptography]``, also in the ``django``
+and ``all`` extras) they run on whichever of the two is faster here, with the
+same bytes out.
+
 argon2-cffi and bcrypt are optional: they are imported on first use (Python
 then keeps them in ``sys.modules``), and a hasher that needs a missing one
 raises `HasherNotAvailable`, naming the extra to install, when it is used.
@@ -35,6 +40,8 @@ The modules behind this package, one idea each:
 
 * ``_fields``: field parsers and argument checks every format shares;
 * ``_base``: `Hasher`, the shared parse-bound-verify logic;
+* ``_kdf``: PBKDF2 and scrypt through hashlib or ``cryptography``, whichever
+  measures faster on this machine (`kdf_backends` says which);
 * ``_pbkdf2``, ``_argon2``, ``_bcrypt``, ``_scrypt``, ``_md5``: Django's formats;
 * ``_readers``: `PHCArgon2Hasher` and `MCFBCryptHasher`;
 * ``_identify``: `identify_hasher` and `verify_password`, Django's rules.
@@ -46,6 +53,7 @@ from loopsafe.hashers._argon2 import Argon2Hasher
 from loopsafe.hashers._base import Hasher
 from loopsafe.hashers._bcrypt import BCryptHasher, BCryptSHA256Hasher
 from loopsafe.hashers._identify import identify_hasher, verify_password
+from loopsafe.hashers._kdf import KDFBackend, kdf_backends
 from loopsafe.hashers._md5 import MD5Hasher
 from loopsafe.hashers._pbkdf2 import PBKDF2Hasher, PBKDF2SHA1Hasher
 from loopsafe.hashers._readers import MCFBCryptHasher, PHCArgon2Hasher
@@ -56,6 +64,7 @@ __all__ = [
     "BCryptHasher",
     "BCryptSHA256Hasher",
     "Hasher",
+    "KDFBackend",
     "MCFBCryptHasher",
     "MD5Hasher",
     "PBKDF2Hasher",
@@ -63,5 +72,6 @@ __all__ = [
     "PHCArgon2Hasher",
     "ScryptHasher",
     "identify_hasher",
+    "kdf_backends",
     "verify_password",
 ]

@@ -1,10 +1,11 @@
-"""PBKDF2-HMAC-SHA256 and -SHA1 in Django's formats, through hashlib."""
+"""PBKDF2-HMAC-SHA256 and -SHA1 in Django's formats, through the faster KDF backend (`_kdf`)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any, ClassVar
 
+from loopsafe.hashers import _kdf
 from loopsafe.hashers._base import SCALE_DOWN, Hasher
 from loopsafe.hashers._fields import (
     _b64,
@@ -26,7 +27,8 @@ class PBKDF2Hasher(Hasher):
     """
 
     algorithm: ClassVar[str] = "pbkdf2_sha256"
-    #: The hashlib name of the PRF's digest.
+    #: The hashlib name of the PRF's digest (SHA-256 and SHA-1 may be computed by
+    #: ``cryptography``, whichever is faster here: see `loopsafe.hashers.kdf_backends`).
     digest: ClassVar[str] = "sha256"
     #: Stored hashes above this verify as False without work. 13x Django
     #: 6.1's default (13x its time) leaves room for a decade of Django's
@@ -52,7 +54,7 @@ class PBKDF2Hasher(Hasher):
         return type(self)(iterations=cheap), self._iterations / cheap
 
     def _derive(self, password: bytes, salt: str, iterations: int) -> str:
-        return _b64(hashlib.pbkdf2_hmac(self.digest, password, salt.encode(), iterations))
+        return _b64(_kdf.pbkdf2_hmac(self.digest, password, salt.encode(), iterations))
 
     def encode(self, password: str | bytes, salt: str, iterations: int | None = None) -> str:
         """Hash with ``salt`` and, like Django, an optional iteration count for this one hash.

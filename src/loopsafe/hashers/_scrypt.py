@@ -1,10 +1,10 @@
-"""scrypt in Django's format, through hashlib."""
+"""scrypt in Django's format, through the faster KDF backend (`_kdf`)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, ClassVar
 
+from loopsafe.hashers import _kdf
 from loopsafe.hashers._base import SCALE_DOWN, Hasher
 from loopsafe.hashers._fields import (
     _b64,
@@ -17,15 +17,11 @@ from loopsafe.hashers._fields import (
     _salt_field,
     _same,
 )
-
-
-def scrypt_memory(n: int, r: int, p: int) -> int:
-    """Bytes one scrypt computation holds: its V array (128 r N) and its p blocks (128 r p)."""
-    return 128 * r * (n + p)
+from loopsafe.hashers._kdf import scrypt_memory
 
 
 class ScryptHasher(Hasher):
-    """scrypt through hashlib (``scrypt$N$salt$r$p$hash``).
+    """scrypt (``scrypt$N$salt$r$p$hash``), through hashlib or ``cryptography``, the faster here.
 
     Args:
         work_factor: N, a power of two (Django: 2**14).
@@ -100,12 +96,7 @@ class ScryptHasher(Hasher):
 
     @staticmethod
     def _derive(password: bytes, salt: str, n: int, r: int, p: int) -> str:
-        # OpenSSL refuses more than 32 MiB unless maxmem says otherwise (Django
-        # leaves it at that); allow what N, r and p need, bounded by the class.
-        maxmem = scrypt_memory(n, r, p) + 256 * r + 1024 * 1024
-        return _b64(
-            hashlib.scrypt(password, salt=salt.encode(), n=n, r=r, p=p, maxmem=maxmem, dklen=64)
-        )
+        return _b64(_kdf.scrypt(password, salt.encode(), n, r, p))
 
     def encode(self, password: str | bytes, salt: str) -> str:
         """Hash with ``salt`` and this hasher's N, r and p."""
@@ -132,6 +123,8 @@ class ScryptHasher(Hasher):
         }
 
     def _verify(self, password: bytes, encoded: str, decoded: dict[str, Any]) -> bool:  # noqa: ARG002 - the decoded fields are enough
+        # Chosen first: a misconfigured LOOPSAFE_KDF_BACKEND raises, never reads as False.
+        _kdf.backend("scrypt")
         try:
             again = self._derive(
                 password,

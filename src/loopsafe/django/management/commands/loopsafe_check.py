@@ -1,5 +1,10 @@
 """``manage.py loopsafe_check``: the pool, the patch, the backends, and each hasher's cost here.
 
+It also says which implementation computes PBKDF2 and scrypt in this process
+(hashlib or cryptography, chosen by measurement or ``LOOPSAFE_KDF_BACKEND``),
+and which of the configured hashers loopsafe computes itself (Django's stock
+Argon2, PBKDF2 and scrypt classes); the costs are measured through that path.
+
 Each configured hasher hashes a random password a few times on this machine
 (one warm-up, then the median of ``--repeat`` runs), measured in CPU seconds
 with ``time.process_time`` (which counts Argon2's lanes on every thread) and
@@ -25,9 +30,11 @@ from django.utils.version import get_version
 from loopsafe._default import default_pool
 from loopsafe._limits import container_limits
 from loopsafe._settings import usable_cpus
-from loopsafe.django import _argon2, _patch, conf
-from loopsafe.django._passwords import DJANGO_VERSION
+from loopsafe.django import _argon2, _kdf, _patch, conf
+from loopsafe.django._passwords import DJANGO_VERSION, _make
 from loopsafe.django.checks import TAG, hasher_memory
+from loopsafe.exceptions import HasherNotAvailable
+from loopsafe.hashers import kdf_backends
 
 if TYPE_CHECKING:
     from argparse import ArgumentParser
@@ -75,11 +82,12 @@ def _describe_backend(path: str) -> str:  # noqa: PLR0911 - one answer per kind 
 def _measure(hasher: Any, repeat: int) -> tuple[float, float]:
     """Return the median (CPU seconds, wall seconds) of one hash, after one warm-up."""
     password = secrets.token_urlsafe(12)
-    hashers.make_password(password, None, hasher)
+    _make(password, None, hasher)
     cpu, wall = [], []
     for _ in range(repeat):
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        hashers.make_password(password, None, hasher)
+        # loopsafe's path: Django's stock hashers computed as the pool computes them.
+        _make(password, None, hasher)
         cpu.append(time.process_time() - cpu0)
         wall.append(time.perf_counter() - wall0)
     return statistics.median(cpu), statistics.median(wall)
@@ -136,6 +144,13 @@ class Command(BaseCommand):
         if config.max_workers is not None and config.max_workers != limits.cpus:
             write(f"            MAX_WORKERS={config.max_workers} is set: it wins over the limits")
         self._worst_case(stats)
+        try:
+            choices = kdf_backends()
+        except (ValueError, HasherNotAvailable) as exc:  # LOOPSAFE_KDF_BACKEND is wrong
+            write(self.style.WARNING(f"kdf         {exc}"))
+        else:
+            write(f"kdf         PBKDF2: {choices['pbkdf2'].describe()}")
+            write(f"            scrypt: {choices['scrypt'].describe()}")
         patched = _patch.patched()
         if patched:
             write(f"PATCH_AUTH  on: {', '.join(patched)}")
@@ -203,6 +218,8 @@ class Command(BaseCommand):
             memory = hasher_memory(hasher)
             if memory:
                 params += f" ({memory / 1024 / 1024:.0f} MiB per hash)"
+            if _argon2.is_stock(hasher) or _kdf.is_stock(hasher):
+                params += " [computed by loopsafe]"
             line = f"  {hasher.algorithm:<14} {path.rsplit('.', 1)[-1]:<28} {params}"
             if measure:
                 try:
