@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "e2e"))
 
-from frameworks_health import free_port, wait_ready  # noqa: E402 - benchmarks/ is the path
 from run import seed, server, server_env  # noqa: E402 - benchmarks/e2e's runner
 
 from loopsafe import PBKDF2Hasher  # noqa: E402 - after the runners it shares
+from loopsafe.cli._harness import free_port, wait_ready  # noqa: E402 - the shared harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
