@@ -45,7 +45,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ import psutil
 
 from loopsafe import Argon2Hasher, HashPool, Overloaded, PasswordHash, PBKDF2Hasher, usable_cpus
 from loopsafe._host import HostSlots, default_host_key
+from loopsafe.cli import _harness as harness
 from loopsafe.cli._harness import percentile
 from loopsafe.hashers import _base
 
@@ -72,24 +72,17 @@ CPU_PER_HASH = [0.0]  # measured in main()
 
 def cpu_seconds_per_hash() -> float:
     """CPU seconds of one Argon2 hash at Django 6.1's defaults (median of 3, after a warm-up)."""
-    hasher = Argon2Hasher()
-    hasher.hash("warm-up")
-    samples = []
-    for _ in range(3):
-        start = time.process_time()
-        hasher.hash("measure")
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
+    return harness.cpu_per_call(Argon2Hasher().hash, "measure")
 
 
 class Server:
     """One multi-worker server and the files its workers write."""
 
     def __init__(self, kind: str, *, host_limit: bool) -> None:
-        """Start ``kind`` (gunicorn or uvicorn) with 4 workers on a free-ish port."""
+        """Start ``kind`` (gunicorn or uvicorn) with 4 workers on a free port."""
         self.kind = kind
         self.host_limit = host_limit
-        self.port = 18000 + random.randrange(1000)
+        self.port = harness.free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="loopsafe-bench-"))
         env = dict(os.environ, APP_DB=str(self.dir / "users.db"), BENCH_DIR=str(self.dir))
         env["PYTHONPATH"] = str(REPO / "src")
@@ -129,12 +122,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM the server (by its pid) and wait."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
+        harness.stop(self.proc)
 
 
 async def _ready(client: httpx.AsyncClient, server: Server) -> None:
