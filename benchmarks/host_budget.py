@@ -59,6 +59,7 @@ from loopsafe import Argon2Hasher, HashPool, Overloaded, PasswordHash, PBKDF2Has
 from loopsafe._host import HostSlots, default_host_key
 from loopsafe.cli import _harness as harness
 from loopsafe.cli._harness import percentile
+from loopsafe.cli._storm import poisson_arrivals
 from loopsafe.hashers import _base
 
 if TYPE_CHECKING:
@@ -269,20 +270,8 @@ async def _storm(
     client: httpx.AsyncClient, rate: float, duration: float, capacity: float
 ) -> dict[str, object]:
     rng = random.Random(7)
-    arrivals, t = [], 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration:
-            break
-        arrivals.append(t)
-    start = time.perf_counter()
-    tasks = []
-    for i, at in enumerate(arrivals):
-        delay = start + at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_login(client, i)))
-    results = await asyncio.gather(*tasks)
+    arrivals = poisson_arrivals(rate, duration, rng)
+    results = await harness.open_loop(arrivals, lambda i: _login(client, i))
     ok = [t for status, t in results if status == "ok" and t <= CLIENT_TIMEOUT]
     return {
         "offered": len(arrivals),

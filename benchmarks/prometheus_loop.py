@@ -45,6 +45,7 @@ import httpx
 import yaml
 
 from loopsafe.cli import _harness as harness
+from loopsafe.cli._storm import poisson_arrivals
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "loopsafe-alerts.yml"
@@ -92,18 +93,7 @@ async def _storm(url: str, rate: float, seconds: float) -> list[dict[str, Any]]:
             overloaded = answer.status_code == 503 and "retry-after" in answer.headers  # noqa: PLR2004
             answers.append({"t": time.time(), "status": answer.status_code, "refused": overloaded})
 
-        tasks = []
-        start = time.monotonic()
-        when = 0.0
-        index = 0
-        while True:
-            when += random.expovariate(rate)
-            if when >= seconds:
-                break
-            await asyncio.sleep(max(0.0, start + when - time.monotonic()))
-            tasks.append(asyncio.create_task(one(index)))
-            index += 1
-        await asyncio.gather(*tasks)
+        await harness.open_loop(poisson_arrivals(rate, seconds, random.Random()), one)
     return answers
 
 

@@ -15,6 +15,8 @@ the one docs/measuring.md defines):
 - `cpu_per_call`: CPU seconds of one synchronous call (median after a warm-up);
 - `rotations`: the variants' order per round, rotated so none always goes first;
 - `median_of`: the median over rounds of one figure;
+- `open_loop`: start each call of a schedule (Poisson arrivals) at its time,
+  whether or not the earlier ones were answered;
 - `load_line`, `cores_line`: the usable cores and the load average printed
   next to every figure.
 
@@ -23,6 +25,7 @@ Benchmarks may import the command line; nothing here imports a benchmark.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -31,13 +34,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopsafe._lag import percentile
 from loopsafe._settings import usable_cpus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "free_port",
     "load_line",
     "median_of",
+    "open_loop",
     "percentile",
     "rotations",
     "run_burst",
@@ -63,6 +67,8 @@ __all__ = [
     "uvicorn",
     "wait_ready",
 ]
+
+_T = TypeVar("_T")
 
 #: Seconds between two /health probes.
 PROBE_EVERY: Final = 0.01
@@ -295,6 +301,22 @@ def cpu_per_call(fn: Callable[..., object], *args: object, repeat: int = 3) -> f
         fn(*args)
         costs.append(time.process_time() - start)
     return statistics.median(costs)
+
+
+async def open_loop(arrivals: Sequence[float], send: Callable[[int], Awaitable[_T]]) -> list[_T]:
+    """Start ``send(i)`` at ``arrivals[i]`` seconds from now; return every result, in order.
+
+    Open loop: a slow answer never delays the next arrival, as with real
+    users (docs/measuring.md).
+    """
+    start = time.perf_counter()
+    tasks: list[asyncio.Task[_T]] = []
+    for number, at in enumerate(arrivals):
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(send(number)))
+    return list(await asyncio.gather(*tasks))
 
 
 def rotations(names: Sequence[str], rounds: int) -> Iterator[tuple[int, list[str]]]:
