@@ -14,8 +14,8 @@ DEFAULT settings and PBKDF2-SHA256 at Django 6.1's 1,500,000 iterations:
   ``lifespan()``.
 
 The apps are in benchmarks/cold_burst_apps.py (Django's in benchmarks/e2e);
-servers are started and stopped with the e2e runner's and frameworks_health's
-helpers. Once ``/health`` answers, another process sends the 60 logins
+servers are started and stopped with the e2e runner's and the shared harness's
+(``loopsafe.cli._harness``) helpers. Once ``/health`` answers, another process sends the 60 logins
 together (httpx, each bounded to 2 s in total) and counts: answered (200 or
 401), refused (503) and timed out. ``--src`` picks the loopsafe under test
 (a checkout's ``src`` folder), so two checkouts run side by side, interleaved,
@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "e2e"))
 
-from frameworks_health import free_port, wait_ready  # noqa: E402 - benchmarks/ is the path
 from run import seed, server, server_env  # noqa: E402 - benchmarks/e2e's runner
 
 from loopsafe import PBKDF2Hasher  # noqa: E402 - after the runners it shares
+from loopsafe.cli import _harness as harness  # noqa: E402 - ditto
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -105,24 +105,13 @@ def env_for(src: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def web_server(app: str, env: dict[str, str], stored: str) -> Iterator[str]:
     """Start ``app`` (not Django) fresh on a free port; yield its URL; stop it by its pid."""
-    port = free_port()
     child = {**env, "COLD_BURST_APP": app, "COLD_BURST_STORED": stored}
     if app == "aiohttp":
-        argv = [sys.executable, str(HERE / "cold_burst_apps.py"), "--port", str(port)]
+        argv = [str(HERE / "cold_burst_apps.py"), "--port"]
     else:
-        argv = [sys.executable, "-m", "uvicorn", "cold_burst_apps:app", "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen(argv, cwd=HERE, env=child)
-    try:
-        wait_ready(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        argv = harness.uvicorn("cold_burst_apps:app", access_log=False)
+    with harness.serving(argv, env=child, cwd=HERE) as (url, _):
+        yield url
 
 
 @contextlib.contextmanager
@@ -195,8 +184,8 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"\n{LOGINS} logins at once, {CLIENT_TIMEOUT:g} s client timeout, PBKDF2 "
-        f"{ITERATIONS:,} iterations, default settings; {os.cpu_count()} cores, load "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} "
+        f"{ITERATIONS:,} iterations, default settings; {harness.load_line()}, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} "
         f"UTC, {args.rounds} round(s), medians, {time.monotonic() - started:.0f} s"
     )
     print(f"{'app':14} {'loopsafe':20} {'answered':>8} {'refused':>8} {'timed out':>9}")

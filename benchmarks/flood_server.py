@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import statistics
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from loopsafe import HashPool, PasswordHash
-from loopsafe.cli._harness import free_port, percentile, stop, wait_ready
+from loopsafe.cli._harness import cores_line, free_port, percentile, stop, wait_ready
 from loopsafe.cli._json import reproducing_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -339,8 +338,8 @@ def main() -> None:
     else:
         cpu_capacity, effective = capacity()
     print(
-        f"# {dt.datetime.now(tz=dt.timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores; {args.app}, "
-        f"{'PBKDF2 (Django defaults)' if args.app == 'django' else 'Argon2id (Django defaults)'} "
+        cores_line(f"{args.app}, ")
+        + f"{'PBKDF2 (Django defaults)' if args.app == 'django' else 'Argon2id (Django defaults)'} "
         f"capacity {cpu_capacity:.2f}/s by CPU, {effective:.2f}/s effective; "
         f"loads x effective: flood {args.flood_load:g}x from 127.0.0.2, {args.legit_keys} "
         f"legitimate addresses {args.legit_load:g}x; client timeout {args.timeout:g} s; "

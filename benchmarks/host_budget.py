@@ -45,7 +45,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,9 @@ import psutil
 
 from loopsafe import Argon2Hasher, HashPool, Overloaded, PasswordHash, PBKDF2Hasher, usable_cpus
 from loopsafe._host import HostSlots, default_host_key
+from loopsafe.cli import _harness as harness
 from loopsafe.cli._harness import percentile
+from loopsafe.cli._storm import poisson_arrivals
 from loopsafe.hashers import _base
 
 if TYPE_CHECKING:
@@ -72,24 +73,17 @@ CPU_PER_HASH = [0.0]  # measured in main()
 
 def cpu_seconds_per_hash() -> float:
     """CPU seconds of one Argon2 hash at Django 6.1's defaults (median of 3, after a warm-up)."""
-    hasher = Argon2Hasher()
-    hasher.hash("warm-up")
-    samples = []
-    for _ in range(3):
-        start = time.process_time()
-        hasher.hash("measure")
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
+    return harness.cpu_per_call(Argon2Hasher().hash, "measure")
 
 
 class Server:
     """One multi-worker server and the files its workers write."""
 
     def __init__(self, kind: str, *, host_limit: bool) -> None:
-        """Start ``kind`` (gunicorn or uvicorn) with 4 workers on a free-ish port."""
+        """Start ``kind`` (gunicorn or uvicorn) with 4 workers on a free port."""
         self.kind = kind
         self.host_limit = host_limit
-        self.port = 18000 + random.randrange(1000)
+        self.port = harness.free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="loopsafe-bench-"))
         env = dict(os.environ, APP_DB=str(self.dir / "users.db"), BENCH_DIR=str(self.dir))
         env["PYTHONPATH"] = str(REPO / "src")
@@ -129,12 +123,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM the server (by its pid) and wait."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
+        harness.stop(self.proc)
 
 
 async def _ready(client: httpx.AsyncClient, server: Server) -> None:
@@ -261,11 +250,8 @@ async def _login(client: httpx.AsyncClient, i: int) -> tuple[str, float]:
     return status, time.perf_counter() - start
 
 
-async def _burst(client: httpx.AsyncClient, logins: int) -> dict[str, object]:
-    start = time.perf_counter()
-    results = await asyncio.gather(*(_login(client, i) for i in range(logins)))
-    elapsed = time.perf_counter() - start
-    ok = [t for status, t in results if status == "ok"]
+def _answers(results: list[tuple[str, float]], ok: list[float]) -> dict[str, object]:
+    """Count the logins by outcome; p50 and p99 of the answered ones' times (``ok``)."""
     return {
         "ok": len(ok),
         "refused": sum(s == "refused" for s, _ in results),
@@ -273,37 +259,27 @@ async def _burst(client: httpx.AsyncClient, logins: int) -> dict[str, object]:
         "timeout": sum(s == "timeout" for s, _ in results),
         "p50_s": round(percentile(ok, 50), 2),
         "p99_s": round(percentile(ok, 99), 2),
-        "logins_per_s": round(len(ok) / elapsed, 2),
     }
+
+
+async def _burst(client: httpx.AsyncClient, logins: int) -> dict[str, object]:
+    start = time.perf_counter()
+    results = await asyncio.gather(*(_login(client, i) for i in range(logins)))
+    elapsed = time.perf_counter() - start
+    ok = [t for status, t in results if status == "ok"]
+    return {**_answers(results, ok), "logins_per_s": round(len(ok) / elapsed, 2)}
 
 
 async def _storm(
     client: httpx.AsyncClient, rate: float, duration: float, capacity: float
 ) -> dict[str, object]:
     rng = random.Random(7)
-    arrivals, t = [], 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration:
-            break
-        arrivals.append(t)
-    start = time.perf_counter()
-    tasks = []
-    for i, at in enumerate(arrivals):
-        delay = start + at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_login(client, i)))
-    results = await asyncio.gather(*tasks)
+    arrivals = poisson_arrivals(rate, duration, rng)
+    results = await harness.open_loop(arrivals, lambda i: _login(client, i))
     ok = [t for status, t in results if status == "ok" and t <= CLIENT_TIMEOUT]
     return {
         "offered": len(arrivals),
-        "ok": len(ok),
-        "refused": sum(s == "refused" for s, _ in results),
-        "expired": sum(s == "expired" for s, _ in results),
-        "timeout": sum(s == "timeout" for s, _ in results),
-        "p50_s": round(percentile(ok, 50), 2),
-        "p99_s": round(percentile(ok, 99), 2),
+        **_answers(results, ok),
         "goodput_ratio": round(len(ok) / duration / capacity, 2),
     }
 

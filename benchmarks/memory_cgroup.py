@@ -44,13 +44,14 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from loopsafe.cli import _harness as harness
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -151,29 +152,14 @@ def make_encoded(time_cost: int, memory_kib: int, parallelism: int) -> str:
     return "argon2" + hasher.hash(PASSWORD)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _wait_ready(
-    port: int, server: subprocess.Popen[bytes], deadline: float
-) -> dict[str, Any]:
+def _health(port: int, server: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """Wait (bounded) until the server's /health answers 200; return what it says."""
     import httpx  # noqa: PLC0415
 
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"server exited at start with status {server.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                response = await client.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                if response.status_code == 200:  # noqa: PLR2004
-                    data: dict[str, Any] = response.json()
-                    return data
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start in time")
+    url = f"http://127.0.0.1:{port}/health"
+    harness.wait_ready(port, server, url=url)
+    data: dict[str, Any] = httpx.get(url, timeout=5).json()
+    return data
 
 
 async def _burst(
@@ -248,7 +234,7 @@ def _start(
     variant: str, groups: list[Group], encoded: str, cpu_count: int | None, python: str
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the server: a shell joins the groups, then becomes uvicorn (all of it is charged)."""
-    port = _free_port()
+    port = harness.free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
@@ -263,19 +249,6 @@ def _start(
         f"--host 127.0.0.1 --port {port} --log-level warning"
     )
     return subprocess.Popen(["/bin/sh", "-c", command, python, str(HERE)], env=env), port
-
-
-def _stop(server: subprocess.Popen[bytes]) -> int | None:
-    """Stop the server by its pid; return its exit status if it had died before, else None."""
-    if server.poll() is not None:
-        return server.returncode
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-    return None
 
 
 def run_variant(
@@ -299,7 +272,7 @@ def run_variant(
     try:
         groups = [memory] if cpu is None else [memory, cpu]
         server, port = _start(variant, groups, encoded, cpu_count, python)
-        health = asyncio.run(_wait_ready(port, server, time.monotonic() + 60))
+        health = _health(port, server)
         outcome.executor_threads = health.get("default_executor")
         outcome.loopsafe_workers = health.get("max_workers")
         outcome.limits_seen = health.get("limits")
@@ -318,7 +291,8 @@ def run_variant(
         outcome.peak_mib = round(int(memory.read("memory.max_usage_in_bytes")) / MIB, 1)
     finally:
         if server is not None:
-            outcome.exit_status = _stop(server)
+            # Its exit status if it had died before (-9: an OOM kill), else None.
+            outcome.exit_status = harness.stop(server, timeout=10)
         memory.remove()
         if cpu is not None:
             cpu.remove()
@@ -404,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{f' (a 503 retried after Retry-After, up to {args.retries}x)' if args.retries else ''}"
         f", Argon2id t={args.time_cost} m={args.memory_kib} KiB "
         f"p={args.parallelism}, memory cgroup limit {args.limit_mib} MiB (swap off), cpu quota 2; "
-        f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {started}"
+        f"{harness.load_line()}, {started}"
     )
     print(HEADER)
     for outcome in outcomes:

@@ -29,26 +29,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import yaml
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from loopsafe.cli import _harness as harness
+from loopsafe.cli._storm import poisson_arrivals
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "loopsafe-alerts.yml"
@@ -57,46 +54,6 @@ ALERT = "LoopsafeRefusalsSustained"
 TEST_FOR = "5s"
 BASELINE = 22.0
 RESOLVE_TIMEOUT = 100.0
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Wait until ``url`` answers 200, or fail with the process's log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:  # noqa: PLR2004
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout:g} s")
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def started(
-    argv: list[str], env: dict[str, str], log: Path, ready: str, cwd: Path = ROOT
-) -> Iterator[int]:
-    """Run ``argv`` for the block (output to ``log``); stop it by its PID afterwards."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(ready, process, log, 60.0)
-            yield process.pid
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
 
 
 def test_rules(directory: Path) -> Path:
@@ -136,18 +93,7 @@ async def _storm(url: str, rate: float, seconds: float) -> list[dict[str, Any]]:
             overloaded = answer.status_code == 503 and "retry-after" in answer.headers  # noqa: PLR2004
             answers.append({"t": time.time(), "status": answer.status_code, "refused": overloaded})
 
-        tasks = []
-        start = time.monotonic()
-        when = 0.0
-        index = 0
-        while True:
-            when += random.expovariate(rate)
-            if when >= seconds:
-                break
-            await asyncio.sleep(max(0.0, start + when - time.monotonic()))
-            tasks.append(asyncio.create_task(one(index)))
-            index += 1
-        await asyncio.gather(*tasks)
+        await harness.open_loop(poisson_arrivals(rate, seconds, random.Random()), one)
     return answers
 
 
@@ -194,7 +140,7 @@ def run(rate: float, storm: float) -> dict[str, Any]:  # noqa: C901, PLR0915 - o
         raise RuntimeError("needs Debian's prometheus (apt-get install prometheus)")
     with tempfile.TemporaryDirectory(prefix="loopsafe-prom-") as name:
         tmp = Path(name)
-        app_port, prom_port = free_port(), free_port()
+        app_port, prom_port = harness.free_port(), harness.free_port()
         env = dict(os.environ)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update({"LOOPSAFE_RUNTIME_DIR": str(tmp / "run"), "LOOPSAFE_HOST_LIMIT": "auto"})
@@ -211,8 +157,10 @@ def run(rate: float, storm: float) -> dict[str, Any]:  # noqa: C901, PLR0915 - o
         ]  # fmt: skip
         timeline: list[tuple[float, str]] = []
         with (
-            started(app, env, tmp / "app.log", f"{app_url}/health"),
-            started(prom, env, tmp / "prometheus.log", f"{api}/-/ready"),
+            harness.started(app, env=env, cwd=ROOT, log=tmp / "app.log", ready=f"{app_url}/health"),
+            harness.started(
+                prom, env=env, cwd=ROOT, log=tmp / "prometheus.log", ready=f"{api}/-/ready"
+            ),
         ):
             time.sleep(BASELINE)
             answers_path = tmp / "answers.json"
@@ -274,7 +222,7 @@ def run(rate: float, storm: float) -> dict[str, Any]:  # noqa: C901, PLR0915 - o
         statuses[str(answer["status"])] = statuses.get(str(answer["status"]), 0) + 1
     return {
         "command": f"python benchmarks/prometheus_loop.py run --rate {rate:g} --storm {storm:g}",
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": harness.usable_cpus(),
         "load_average": os.getloadavg(),
         "storm_seconds": round(ended - began, 1),
         "requests": len(answers),

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_loop import free_port, started
+
+from loopsafe.cli import _harness as harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -100,10 +101,11 @@ def environment(server: str, tmp: Path, *, multiprocess: bool) -> dict[str, str]
 @contextlib.contextmanager
 def running(server: str, workers: int, env: dict[str, str], log: Path) -> Iterator[str]:
     """Run the server for the block; yield its base URL; stop it by its PID."""
-    port = free_port()
+    port = harness.free_port()
     argv, cwd = command(server, port, workers)
     url = f"http://127.0.0.1:{port}"
-    with started(argv, env, log, f"{url}/health", cwd):
+    ready = f"{url}/health"
+    with harness.started(argv, env=env, cwd=cwd, log=log, ready=ready, limit=START_TIMEOUT):
         time.sleep(1.0)  # every worker up (the first one answers before the others)
         yield url
 

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from _support import free_port
-from loopsafe.cli._harness import stop
+from loopsafe.cli._harness import free_port, percentile, stop
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,9 +37,7 @@ class Burst:
 
     def p99(self) -> float:
         """Nearest-rank 99th percentile of the /health latencies."""
-        ordered = sorted(self.latencies)
-        rank = max(1, -(-len(ordered) * 99 // 100))
-        return ordered[min(rank, len(ordered)) - 1]
+        return percentile(self.latencies, 99)
 
 
 @contextmanager

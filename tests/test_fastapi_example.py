@@ -15,8 +15,8 @@ import anyio
 import httpx
 import pytest
 
-from _support import free_port
 from loopsafe import PBKDF2Hasher
+from loopsafe.cli._harness import free_port
 from loopsafe.testing import LoopBlocked, assert_loop_responsive
 
 pytestmark = pytest.mark.anyio

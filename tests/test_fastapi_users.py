@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 import loopsafe
-from _support import free_port, run_child
+from _support import run_child
+from loopsafe.cli._harness import free_port
 from loopsafe.testing import LoopBlocked, assert_loop_responsive
 
 pytestmark = pytest.mark.anyio

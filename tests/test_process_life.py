@@ -27,13 +27,13 @@ from _support import (
     REPO,
     child_env,
     facade_for,
-    free_port,
     report,
     rss_bytes,
     run_child,
     thread_count,
 )
 from loopsafe import HashPool, PasswordHash, PoolClosed, default_pool, profiles
+from loopsafe.cli._harness import free_port
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 fork_in_threads = pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")

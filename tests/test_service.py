@@ -20,11 +20,12 @@ async def test_statistics_report_the_estimate_admission_uses():
         stats = pool.statistics()
         estimate = pool._service.estimate()  # what admission reads
     assert stats.mean_service_time == estimate
-    # 0.1 then ~0: the smoothed figure moves a fifth of the way (~0.08); a
-    # lifetime mean would say ~0.05.
+    # t then ~0: the smoothed figure moves a fifth of the way (~0.8 t); a
+    # lifetime mean would say ~0.5 t. Read against the measured total, so a
+    # late wake-up on a busy machine moves both alike.
     assert stats.mean_service_time is not None
-    assert 0.075 < stats.mean_service_time < 0.12
-    assert 0.1 <= stats.service_seconds < 0.2
+    assert stats.service_seconds >= 0.1
+    assert 0.75 < stats.mean_service_time / stats.service_seconds < 0.85
 
 
 def test_a_cold_estimate_comes_from_a_declared_cost():

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from loopsafe.cli import _harness as harness
 from loopsafe.cli._harness import percentile
 
 PROBE_INTERVAL = 0.01
@@ -233,13 +234,7 @@ async def storm(
 
         await server_lag(probes, reset=True)
         start = time.perf_counter()
-        tasks = []
-        for number, at in enumerate(arrivals):
-            delay = start + at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(client(first_user + number)))
-        await asyncio.gather(*tasks)
+        await harness.open_loop(arrivals, lambda number: client(first_user + number))
         end = time.perf_counter()
         lag_in_server = await server_lag(probes, reset=False)
         prober.stop()

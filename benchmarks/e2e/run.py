@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,9 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from loopsafe.cli._harness import free_port, usable_cpus
+from loopsafe.cli import _harness as harness
+from loopsafe.cli._harness import usable_cpus
 from loopsafe.cli._json import reproducing_command
 
 HERE = Path(__file__).resolve().parent
@@ -117,7 +115,7 @@ def server(python: str, env: dict[str, str], log: Path) -> object:
 
     Its output (warnings, one per refused login) goes to ``log``.
     """
-    port = free_port()
+    port = harness.free_port()
     command = [
         python,
         "-m",
@@ -135,33 +133,10 @@ def server(python: str, env: dict[str, str], log: Path) -> object:
         "--lifespan",
         "off",
     ]
-    output = log.open("wb")
-    process = subprocess.Popen(command, cwd=HERE, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the server exited with status {process.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:  # noqa: PLR2004
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer within {START_TIMEOUT:g} s")
-            time.sleep(0.1)
+    ready = f"{url}/health"
+    with harness.started(command, env=env, cwd=HERE, log=log, ready=ready, limit=START_TIMEOUT):
         yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
-        output.close()
 
 
 def load(url: str, env: dict[str, str], phase: list[str], limit: float) -> dict[str, object]:

@@ -111,9 +111,16 @@ class Admission:
             self._ledger.refuse(refused)
         return victims, refused
 
-    def dry_run(self, key: Key, priority: int) -> Overloaded | None:
-        """The refusal a call of ``key`` would get now; admits, pushes out and records nothing."""
-        return self._admission(key, priority, shed=False)[1]
+    def dry_run(self, key: Key, priority: int, *, count: bool) -> Overloaded | None:
+        """The refusal a call of ``key`` would get now; admits and pushes out nothing.
+
+        With ``count``, a refusal is recorded like one at the door: the caller
+        answers it to its client.
+        """
+        refused = self._admission(key, priority, shed=False)[1]
+        if refused is not None and count:
+            self._ledger.refuse(refused)
+        return refused
 
     def rejudge(self) -> list[tuple[_Call[Any], Overloaded]]:
         """Trim the queue to what can start within ``max_queue_wait``; shed the rest.

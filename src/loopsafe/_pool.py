@@ -89,10 +89,9 @@ class HashPool:
     its fair share gives way first (`loopsafe._admission`). Without keys: one
     shared key, first come, first served.
 
-    A call whose caller is cancelled or times out before it starts is removed
-    and never runs; one already running finishes on its worker and the result is
-    dropped, while the caller's cancellation returns at once. Every admitted
-    call that is not cancelled is answered with its result or its exception.
+    A call whose caller is cancelled or times out before it starts never runs;
+    one already running finishes and its result is dropped, while the caller
+    returns at once. Every other admitted call gets its result or exception.
 
     Args:
         max_workers: Calls that run at once. Defaults to the CPUs this process
@@ -422,11 +421,10 @@ class HashPool:
     def check_admission(self, *, key: Key = None, priority: int = 0, count: bool = True) -> None:
         """Raise `Overloaded` (or `PoolClosed`) if a call arriving now would be refused.
 
-        Call it before other expensive work for a request (the user's database
-        row). It admits and pushes out nothing; the refusal it raises is the
-        client's 503, so it counts like any refusal (``rejected``, the event, the
-        metrics) unless ``count=False`` (a pure look). A call that would be
-        admitted only by pushing out another key's queued call passes.
+        Call it before other work for a request (the user's row). It admits and
+        pushes out nothing; its refusal is the client's 503, so it counts like any
+        (``rejected``, the event, the metrics) unless ``count=False`` (a pure look).
+        A call admitted only by pushing out another key's queued call passes.
         """
         check_key(key)
         check_priority(priority)
@@ -434,9 +432,7 @@ class HashPool:
             raise TypeError(f"count must be a bool, not {type(count).__name__}")
         with self._section:
             self._check_open()
-            refused = self._admission.dry_run(key, priority)
-            if refused is not None and count:
-                self._ledger.refuse(refused)
+            refused = self._admission.dry_run(key, priority, count=count)
         if refused is not None:
             raise refused
 

@@ -5,21 +5,27 @@ server is started, waited for and stopped the same way everywhere, and every
 percentile is the same nearest-rank percentile (``loopsafe._lag.percentile``,
 the one docs/measuring.md defines):
 
-- `free_port`, `wait_ready`, `serving`: a server subprocess on 127.0.0.1, on
-  a port that was free a moment ago, waited for (bounded) and stopped by its
-  pid when the block ends;
+- `free_port`, `wait_ready`, `serving`, `started`, `stop`: a server
+  subprocess on 127.0.0.1, on a port that was free a moment ago, waited for
+  (bounded: until it accepts connections, or until a readiness URL answers
+  200) and stopped by its pid when the block ends;
 - `run_burst`: the burst client (`loopsafe.cli._burst`) in its own process,
   against a server: one user signs up, then N logins at once while /health is
   probed every 10 ms; the server process's CPU share during the burst;
 - `cpu_per_call`: CPU seconds of one synchronous call (median after a warm-up);
 - `rotations`: the variants' order per round, rotated so none always goes first;
-- `median_of`: the median over rounds of one figure.
+- `median_of`: the median over rounds of one figure;
+- `open_loop`: start each call of a schedule (Poisson arrivals) at its time,
+  whether or not the earlier ones were answered;
+- `load_line`, `cores_line`: the usable cores and the load average printed
+  next to every figure.
 
 Benchmarks may import the command line; nothing here imports a benchmark.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -28,13 +34,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopsafe._lag import percentile
 from loopsafe._settings import usable_cpus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
 __all__ = [
@@ -47,17 +53,22 @@ __all__ = [
     "cores_line",
     "cpu_per_call",
     "free_port",
+    "load_line",
     "median_of",
+    "open_loop",
     "percentile",
     "rotations",
     "run_burst",
     "run_bursts",
     "serving",
+    "started",
     "stop",
     "usable_cpus",
     "uvicorn",
     "wait_ready",
 ]
+
+_T = TypeVar("_T")
 
 #: Seconds between two /health probes.
 PROBE_EVERY: Final = 0.01
@@ -76,34 +87,97 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(port: int, server: subprocess.Popen[Any], limit: float = START_LIMIT) -> None:
-    """Wait (at most ``limit`` seconds) until the server accepts connections on ``port``.
+def wait_ready(
+    port: int,
+    server: subprocess.Popen[Any],
+    limit: float = START_LIMIT,
+    *,
+    url: str | None = None,
+    log: Path | None = None,
+) -> None:
+    """Wait (at most ``limit`` seconds) until the server is ready.
+
+    Ready means: it accepts connections on ``port``, or, with ``url``, a GET
+    of ``url`` answers 200 (``port`` is then unused).
+
+    Args:
+        port: The server's port on 127.0.0.1.
+        server: The server's process, watched for an early exit.
+        limit: Seconds to wait, at the most.
+        url: A readiness URL (``http://127.0.0.1:PORT/health``).
+        log: The server's output file, whose tail goes into the error if it exits.
 
     Raises:
-        RuntimeError: If the server exits first, or does not accept in time.
+        RuntimeError: If the server exits first, or is not ready in time.
     """
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the server exited at start-up (status {server.returncode})")
+            tail = "" if log is None else ":\n" + log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the server exited at start-up (status {server.returncode}){tail}")
+        if _ready(port, url):
+            return
+        time.sleep(0.1)
+    what = "accept connections" if url is None else f"answer 200 at {url}"
+    raise RuntimeError(f"the server did not {what} within {limit:g} s")
+
+
+def _ready(port: int, url: str | None) -> bool:
+    if url is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the server did not accept connections within {limit:g} s")
+            return False
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200  # noqa: PLR2004 - HTTP OK
+    except httpx.HTTPError:
+        return False
 
 
-def stop(server: subprocess.Popen[Any]) -> None:
-    """Terminate ``server`` (by its pid), and kill it if it does not exit within 30 s."""
+def stop(server: subprocess.Popen[Any], timeout: float = 30) -> int | None:
+    """Terminate ``server`` (by its pid), and kill it if it does not exit within ``timeout`` s.
+
+    Returns:
+        Its exit status if it had exited before (a crash, an OOM kill), else None.
+    """
     if server.poll() is not None:
-        return
+        return server.returncode
     server.terminate()
     try:
-        server.wait(timeout=30)
+        server.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+    return None
+
+
+@contextlib.contextmanager
+def started(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | str,
+    log: Path,
+    ready: str,
+    limit: float = START_LIMIT,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` (any program) for the block, its output to ``log``; yield its process.
+
+    The block starts once a GET of ``ready`` answers 200; the process is
+    stopped by its pid when the block ends.
+    """
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - the caller's fixed arguments
+            list(argv), cwd=cwd, env=dict(env), stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_ready(0, process, limit, url=ready, log=log)
+            yield process
+        finally:
+            stop(process)
 
 
 @contextlib.contextmanager
@@ -139,9 +213,10 @@ def serving(
         stop(server)
 
 
-def uvicorn(target: str, *, log_level: str = "warning") -> list[str]:
+def uvicorn(target: str, *, log_level: str = "warning", access_log: bool = True) -> list[str]:
     """Return the arguments that serve the ASGI app ``target`` with uvicorn (port last)."""
-    return ["-m", "uvicorn", target, "--host", "127.0.0.1", "--log-level", log_level, "--port"]
+    argv = ["-m", "uvicorn", target, "--host", "127.0.0.1", "--log-level", log_level]
+    return [*argv, *([] if access_log else ["--no-access-log"]), "--port"]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -228,6 +303,22 @@ def cpu_per_call(fn: Callable[..., object], *args: object, repeat: int = 3) -> f
     return statistics.median(costs)
 
 
+async def open_loop(arrivals: Sequence[float], send: Callable[[int], Awaitable[_T]]) -> list[_T]:
+    """Start ``send(i)`` at ``arrivals[i]`` seconds from now; return every result, in order.
+
+    Open loop: a slow answer never delays the next arrival, as with real
+    users (docs/measuring.md).
+    """
+    start = time.perf_counter()
+    tasks: list[asyncio.Task[_T]] = []
+    for number, at in enumerate(arrivals):
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(send(number)))
+    return list(await asyncio.gather(*tasks))
+
+
 def rotations(names: Sequence[str], rounds: int) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(round, order)``: ``names`` rotated by one more place each round."""
     for number in range(rounds):
@@ -240,15 +331,21 @@ def median_of(runs: Sequence[Mapping[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
+def load_line() -> str:
+    """Return ``N usable cores (of M), load average A B C``: what every figure stands next to."""
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"{usable_cpus()} usable cores (of {os.cpu_count()}), "
+        f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+    )
+
+
 def cores_line(what: str) -> str:
-    """Return the header line every benchmark prints: date, usable cores, Python, ``what``."""
+    """Return the header line every benchmark prints: date, cores, load, Python, ``what``."""
     import datetime as dt
 
     today = dt.datetime.now(tz=dt.timezone.utc)
-    return (
-        f"# {today:%Y-%m-%d}, {usable_cpus()} usable cores (of {os.cpu_count()}), "
-        f"Python {sys.version.split()[0]}; {what}"
-    )
+    return f"# {today:%Y-%m-%d}, {load_line()}, Python {sys.version.split()[0]}; {what}"
 
 
 def burst_line(number: int, variant: str, figures: Mapping[str, float]) -> str:
