@@ -6,7 +6,7 @@ import pytest
 
 from loopsafe._http import retry_after_seconds
 from loopsafe._web import refusal
-from loopsafe.exceptions import Overloaded
+from loopsafe.exceptions import Overloaded, Throttled
 
 
 @pytest.mark.parametrize(
@@ -28,8 +28,20 @@ def test_whole_seconds_rounded_up_at_least_one(retry_after, seconds):
 
 
 @pytest.mark.anyio
-async def test_every_integration_answers_with_the_shared_refusal():
-    """Starlette, Litestar and aiohttp answer Overloaded with loopsafe._web's one refusal.
+@pytest.mark.parametrize(
+    ("exc", "status", "handler"),
+    [
+        pytest.param(
+            Overloaded(1.2, estimated_wait=3.0, queued=7),
+            503,
+            "overloaded_handler",
+            id="overloaded",
+        ),
+        pytest.param(Throttled(1.2, scope="account"), 429, "throttled_handler", id="throttled"),
+    ],
+)
+async def test_every_integration_answers_with_the_shared_refusal(exc, status, handler):
+    """Starlette, Litestar and aiohttp answer Overloaded and Throttled with loopsafe._web's refusal.
 
     (Django's middleware answers plain text with the same status and header:
     tests/django/test_middleware.py and the conformance table.)
@@ -40,14 +52,14 @@ async def test_every_integration_answers_with_the_shared_refusal():
     import loopsafe.litestar
     import loopsafe.starlette
 
-    exc = Overloaded(1.2, estimated_wait=3.0, queued=7)
     expected = refusal(exc)
     assert expected is not None
+    assert expected.status == status
     assert expected.headers == {"Retry-After": "2"}
-    starlette = await loopsafe.starlette.overloaded_handler(None, exc)  # type: ignore[arg-type]
-    litestar = loopsafe.litestar.overloaded_handler(None, exc)  # type: ignore[arg-type]
+    starlette = await getattr(loopsafe.starlette, handler)(None, exc)
+    litestar = getattr(loopsafe.litestar, handler)(None, exc)
     aiohttp = await loopsafe.aiohttp.overload_middleware(None, _raise(exc))  # type: ignore[arg-type]
-    assert starlette.status_code == litestar.status_code == aiohttp.status == 503
+    assert starlette.status_code == litestar.status_code == aiohttp.status == status
     assert starlette.headers["Retry-After"] == litestar.headers["Retry-After"] == "2"
     assert aiohttp.headers["Retry-After"] == "2"
     assert json.loads(starlette.body) == dict(expected.body)

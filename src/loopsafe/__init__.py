@@ -3,7 +3,8 @@
 The public surface is re-exported here; the modules behind it are private
 (``loopsafe._pool``, ``loopsafe.hashers``...) except the ones users import by
 name: `loopsafe.django`, `loopsafe.starlette`, `loopsafe.prometheus`,
-`loopsafe.testing`, `loopsafe.exceptions` and `loopsafe.profiles`.
+`loopsafe.testing`, `loopsafe.exceptions`, `loopsafe.profiles`, `loopsafe.throttle`
+and `loopsafe.devices`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from loopsafe.exceptions import (
     LoopsafeError,
     Overloaded,
     PoolClosed,
+    Throttled,
     UnknownAlgorithm,
 )
 from loopsafe.hashers import (
@@ -61,6 +63,7 @@ __all__ = [
     "PoolSettings",
     "PoolStatistics",
     "ScryptHasher",
+    "Throttled",
     "UnknownAlgorithm",
     "bind",
     "configure",

@@ -11,10 +11,17 @@ from __future__ import annotations
 import math
 from typing import Final
 
-__all__ = ["OVERLOADED_DETAIL", "SHUTTING_DOWN_DETAIL", "retry_after_seconds"]
+__all__ = [
+    "OVERLOADED_DETAIL",
+    "SHUTTING_DOWN_DETAIL",
+    "THROTTLED_DETAIL",
+    "retry_after_seconds",
+]
 
 #: The ``detail`` of the JSON body answering `Overloaded`.
 OVERLOADED_DETAIL: Final = "Password hashing is busy; retry later."
+#: The ``detail`` of the JSON body answering `Throttled` (HTTP 429).
+THROTTLED_DETAIL: Final = "Too many login attempts; retry later."
 #: The ``detail`` of the JSON body answering `PoolClosed`.
 SHUTTING_DOWN_DETAIL: Final = "The server is shutting down."
 

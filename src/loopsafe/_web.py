@@ -14,9 +14,12 @@ hooks into calls of this module, and Django's middleware uses its answer.
   waiting for the hashes in flight.
 - The client key: `client_password_hash` binds the app's `PasswordHash` to
   ``client_key(request)``; `key_of` checks what that callable returned.
+  `login_password_hash` goes one step further for a login: a trusted
+  device's cookie (`loopsafe.devices`) gives the device's own key and priority.
 - The refusal: `refusal` says what to answer for `Overloaded` (503, a
-  ``Retry-After`` in whole seconds, ``{"detail", "retry_after"}``) and for
-  `PoolClosed` (503); each framework renders it as its own JSON response.
+  ``Retry-After`` in whole seconds, ``{"detail", "retry_after"}``), for
+  `Throttled` (429, the same headers and body shape) and for `PoolClosed`
+  (503); each framework renders it as its own JSON response.
 """
 
 from __future__ import annotations
@@ -28,10 +31,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from loopsafe._api import PasswordHash
 from loopsafe._default import configure
 from loopsafe._fair import check_key
-from loopsafe._http import OVERLOADED_DETAIL, SHUTTING_DOWN_DETAIL, retry_after_seconds
+from loopsafe._http import (
+    OVERLOADED_DETAIL,
+    SHUTTING_DOWN_DETAIL,
+    THROTTLED_DETAIL,
+    retry_after_seconds,
+)
 from loopsafe._lag import LoopLagMonitor
 from loopsafe._settings import PoolSettings
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -39,6 +47,7 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
     from loopsafe._pool import HashPool
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "AppOptions",
@@ -47,6 +56,7 @@ __all__ = [
     "check_client_key_option",
     "client_password_hash",
     "key_of",
+    "login_password_hash",
     "refusal",
     "retry_after_seconds",
 ]
@@ -67,17 +77,21 @@ class Refusal:
 
 
 def refusal(exc: BaseException) -> Refusal | None:
-    """The answer for `Overloaded` or `PoolClosed`; None for any other exception.
+    """The answer for `Overloaded`, `Throttled` or `PoolClosed`; None for any other exception.
 
     `Overloaded`: 503, ``Retry-After`` in whole seconds (rounded up, at least
-    1) and ``{"detail", "retry_after"}``. `PoolClosed` (a request caught by the
-    server's shutdown): 503 and ``{"detail"}``, no ``Retry-After``.
+    1) and ``{"detail", "retry_after"}``. `Throttled` (a login budget of
+    `loopsafe.throttle` is spent): the same with 429. `PoolClosed` (a request
+    caught by the server's shutdown): 503 and ``{"detail"}``, no ``Retry-After``.
     """
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, (Overloaded, Throttled)):
         seconds = retry_after_seconds(exc.retry_after)
+        status, detail = (
+            (503, OVERLOADED_DETAIL) if isinstance(exc, Overloaded) else (429, THROTTLED_DETAIL)
+        )
         return Refusal(
-            503,
-            {"detail": OVERLOADED_DETAIL, "retry_after": seconds},
+            status,
+            {"detail": detail, "retry_after": seconds},
             {"Retry-After": str(seconds)},
         )
     if isinstance(exc, PoolClosed):
@@ -147,6 +161,22 @@ def client_password_hash(
         return password_hash
     key = key_of(client_key, request, where)
     return password_hash if key is None else password_hash.for_client(key)
+
+
+def login_password_hash(
+    password_hash: PasswordHash,
+    devices: DeviceCookies,
+    cookies: Mapping[str, Any] | None,
+    username: str,
+) -> PasswordHash:
+    """The client-bound `PasswordHash` for a login: a trusted device goes first.
+
+    ``password_hash`` is what `client_password_hash` returned for the
+    request. A valid cookie of ``devices`` for ``username`` among ``cookies``
+    makes a copy that passes the device's own key and priority to the pool
+    (`loopsafe.devices.DeviceCookies.bind`); anything else leaves it as it is.
+    """
+    return devices.bind(password_hash, devices.read(cookies), username)[0]
 
 
 # -- the app's options and the pool's life ------------------------------------------------

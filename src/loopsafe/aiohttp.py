@@ -49,8 +49,8 @@ from loopsafe._api import PasswordHash
 from loopsafe._lag import LoopLagMonitor
 from loopsafe._pool import HashPool
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
-from loopsafe._web import AppOptions, client_password_hash, refusal
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe._web import AppOptions, client_password_hash, login_password_hash, refusal
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
     from loopsafe._settings import PoolSettings
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "CLIENT_KEY_KEY",
@@ -67,6 +68,7 @@ __all__ = [
     "PASSWORD_HASH_KEY",
     "POOL_KEY",
     "client_remote",
+    "get_login_password_hash",
     "get_password_hash",
     "overload_middleware",
     "setup",
@@ -97,12 +99,12 @@ def client_remote(request: web.Request) -> str | None:
 
 @web.middleware
 async def overload_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer `Overloaded` with 503 + ``Retry-After``, `PoolClosed` with 503; pass the rest."""
+    """Answer `Overloaded` with 503 + ``Retry-After``, `Throttled` 429, `PoolClosed` 503."""
     try:
         return await handler(request)
-    except (Overloaded, PoolClosed) as exc:
+    except (Overloaded, Throttled, PoolClosed) as exc:
         answer = refusal(exc)
-        assert answer is not None  # noqa: S101 - refusal() answers both of these
+        assert answer is not None  # noqa: S101 - refusal() answers all three
         return web.json_response(
             dict(answer.body), status=answer.status, headers=dict(answer.headers)
         )
@@ -138,6 +140,18 @@ def get_password_hash(source: web.Request | web.Application) -> PasswordHash:
 
 
 _MISSING: Final = "call loopsafe.aiohttp.setup(app) before the app starts"
+
+
+def get_login_password_hash(
+    request: web.Request, username: str, devices: DeviceCookies
+) -> PasswordHash:
+    """`get_password_hash` for a login: a trusted device goes first (`loopsafe.devices`).
+
+    A valid device cookie for ``username`` makes the hasher pass the device's
+    own key and a higher priority; after a successful login, call
+    ``devices.set_cookie(response, username)``.
+    """
+    return login_password_hash(get_password_hash(request), devices, request.cookies, username)
 
 
 def setup(

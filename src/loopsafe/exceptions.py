@@ -3,7 +3,9 @@
 The tree::
 
     LoopsafeError                  never raised itself; catch it to catch them all
-    ├── Overloaded                 admission refused the call; carries retry_after
+    ├── Overloaded                 admission refused the call; carries retry_after (HTTP 503)
+    ├── Throttled                  too many login attempts for an account or client;
+    │                              refused before any hash (HTTP 429)
     ├── PoolClosed (RuntimeError)  the pool was closed before the call could run
     ├── HasherNotAvailable (ImportError)
     │                              the algorithm's library is not installed
@@ -27,6 +29,7 @@ __all__ = [
     "LoopsafeError",
     "Overloaded",
     "PoolClosed",
+    "Throttled",
     "UnknownAlgorithm",
 ]
 
@@ -99,6 +102,44 @@ def _rebuild_overloaded(
     retry_after: float, estimated_wait: float, queued: int, reason: str = "queue-wait"
 ) -> Overloaded:
     return Overloaded(retry_after, estimated_wait=estimated_wait, queued=queued, reason=reason)
+
+
+class Throttled(LoopsafeError):
+    """`loopsafe.throttle.LoginThrottle` refused a login attempt before any hash.
+
+    Too many attempts for one account (credential stuffing against a
+    username) or from one client. Answer HTTP 429 with ``Retry-After``,
+    distinct from the 503 of an `Overloaded` pool. The message names the
+    scope, never the username or the client.
+
+    Attributes:
+        retry_after: Seconds until the window lets an attempt through again.
+        scope: ``"account"``, ``"client"`` or ``"device"`` (a trusted device's
+            own budget for the account).
+    """
+
+    def __init__(self, retry_after: float, *, scope: str) -> None:
+        """Record which budget refused and when it lets an attempt through again."""
+        self.retry_after = retry_after
+        self.scope = scope
+        super().__init__(
+            f"too many login attempts for this {scope}; retry after {retry_after:.0f}s"
+        )
+
+    @property
+    def retry_after_header(self) -> str:
+        """`retry_after` as an HTTP ``Retry-After`` value: whole seconds, rounded up, at least 1."""
+        from loopsafe._http import retry_after_seconds  # noqa: PLC0415 - exceptions import nothing at the top
+
+        return str(retry_after_seconds(self.retry_after))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle with the keyword-only scope."""
+        return (_rebuild_throttled, (self.retry_after, self.scope))
+
+
+def _rebuild_throttled(retry_after: float, scope: str) -> Throttled:
+    return Throttled(retry_after, scope=scope)
 
 
 class PoolClosed(LoopsafeError, RuntimeError):

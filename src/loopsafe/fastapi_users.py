@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
     from loopsafe._pool import HashPool
+    from loopsafe.devices import DeviceCookies
 
 __all__ = ["AsyncPasswordHelper", "PasswordHelper", "PoolPasswordManagerMixin"]
 
@@ -144,6 +145,19 @@ class PasswordHelper(PasswordHelperProtocol):
         bound._key = key  # noqa: SLF001 - a copy of this very class
         bound._priority = priority  # noqa: SLF001
         return bound
+
+    def for_login(
+        self, key: Key, username: object, token: object, devices: DeviceCookies
+    ) -> PasswordHelper:
+        """`for_client`, unless ``token`` is a valid device cookie for ``username``.
+
+        Then the copy passes the device's own key and a higher priority
+        (`loopsafe.devices`), so a returning user's login goes ahead of an
+        anonymous flood. Set the cookie in ``on_after_login`` with
+        ``devices.set_cookie(response, user.email)``.
+        """
+        admission = devices.admission(token, username, key)
+        return self.for_client(admission.key, priority=admission.priority)
 
     def __repr__(self) -> str:
         """Show the `PasswordHash`."""

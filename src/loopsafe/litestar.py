@@ -57,8 +57,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
-from loopsafe._web import AppOptions, client_password_hash, refusal
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe._web import AppOptions, client_password_hash, login_password_hash, refusal
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -68,13 +68,16 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
     from loopsafe._settings import PoolSettings
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "LoopsafePlugin",
     "client_host",
     "overloaded_handler",
     "pool_closed_handler",
+    "provide_login_password_hash",
     "provide_password_hash",
+    "throttled_handler",
 ]
 
 # The app.state keys the module docstring promises.
@@ -103,6 +106,13 @@ def overloaded_handler(_request: Request[Any, Any, Any], exc: Exception) -> Resp
     return _refusal_response(exc)
 
 
+def throttled_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Answer `Throttled` (`loopsafe.throttle`) with 429, ``Retry-After`` and a JSON body."""
+    if not isinstance(exc, Throttled):
+        raise exc
+    return _refusal_response(exc)
+
+
 def pool_closed_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
     if not isinstance(exc, PoolClosed):
@@ -110,9 +120,9 @@ def pool_closed_handler(_request: Request[Any, Any, Any], exc: Exception) -> Res
     return _refusal_response(exc)
 
 
-def _refusal_response(exc: Overloaded | PoolClosed) -> Response[Any]:
+def _refusal_response(exc: Overloaded | Throttled | PoolClosed) -> Response[Any]:
     answer = refusal(exc)
-    assert answer is not None  # noqa: S101 - refusal() answers both of these
+    assert answer is not None  # noqa: S101 - refusal() answers all three
     return Response(
         dict(answer.body),
         status_code=answer.status,
@@ -147,6 +157,19 @@ async def provide_password_hash(
         missing="add plugins=[loopsafe.litestar.LoopsafePlugin()] to the app "
         "(it sets app.state.password_hash)",
     )
+
+
+async def provide_login_password_hash(
+    state: State, request: ASGIConnection[Any, Any, Any, Any], username: str, devices: DeviceCookies
+) -> PasswordHash:
+    """`provide_password_hash` for a login: a trusted device goes first (`loopsafe.devices`).
+
+    A valid device cookie for ``username`` makes the hasher pass the device's
+    own key and a higher priority; after a successful login, call
+    ``devices.set_cookie(response, username)``.
+    """
+    password_hash = await provide_password_hash(state, request)
+    return login_password_hash(password_hash, devices, request.cookies, username)
 
 
 def _check_dependency_key(key: object) -> None:
@@ -234,6 +257,7 @@ class LoopsafePlugin(InitPlugin):
         app_config.lifespan.insert(0, self._lifespan)
         app_config.exception_handlers.setdefault(Overloaded, overloaded_handler)
         app_config.exception_handlers.setdefault(PoolClosed, pool_closed_handler)
+        app_config.exception_handlers.setdefault(Throttled, throttled_handler)
         if self._dependency_key is not None:
             app_config.dependencies.setdefault(self._dependency_key, Provide(provide_password_hash))
         # Handlers written with `from __future__ import annotations` name the type.

@@ -46,8 +46,15 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from loopsafe._api import PasswordHash  # noqa: TC001 - FastAPI reads annotations at runtime
 from loopsafe._settings import DEFAULT_MAX_PENDING, DEFAULT_MAX_QUEUE_WAIT, DEFAULT_NICE
-from loopsafe._web import AppOptions, client_password_hash, key_of, refusal, retry_after_seconds
-from loopsafe.exceptions import Overloaded, PoolClosed
+from loopsafe._web import (
+    AppOptions,
+    client_password_hash,
+    key_of,
+    login_password_hash,
+    refusal,
+    retry_after_seconds,
+)
+from loopsafe.exceptions import Overloaded, PoolClosed, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
 
     from loopsafe._fair import Key
     from loopsafe._settings import PoolSettings
+    from loopsafe.devices import DeviceCookies
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -64,12 +72,14 @@ __all__ = [
     "STATE_PASSWORD_HASH",
     "STATE_POOL",
     "client_host",
+    "get_login_password_hash",
     "get_password_hash",
     "lifespan",
     "overloaded_handler",
     "pool_closed_handler",
     "request_key",
     "retry_after_seconds",
+    "throttled_handler",
 ]
 
 #: ``app.state`` attribute holding the app's `PasswordHash`.
@@ -105,6 +115,13 @@ async def overloaded_handler(_request: Request, exc: Exception) -> Response:
     return _refusal_response(exc)
 
 
+async def throttled_handler(_request: Request, exc: Exception) -> Response:
+    """Answer `Throttled` (`loopsafe.throttle`) with 429, ``Retry-After`` and a JSON body."""
+    if not isinstance(exc, Throttled):
+        raise exc
+    return _refusal_response(exc)
+
+
 async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
     """Answer `PoolClosed` (a request caught by the server's shutdown) with a bare 503."""
     if not isinstance(exc, PoolClosed):
@@ -112,18 +129,19 @@ async def pool_closed_handler(_request: Request, exc: Exception) -> Response:
     return _refusal_response(exc)
 
 
-def _refusal_response(exc: Overloaded | PoolClosed) -> Response:
+def _refusal_response(exc: Overloaded | Throttled | PoolClosed) -> Response:
     answer = refusal(exc)
-    assert answer is not None  # noqa: S101 - refusal() answers both of these
+    assert answer is not None  # noqa: S101 - refusal() answers all three
     return JSONResponse(dict(answer.body), status_code=answer.status, headers=dict(answer.headers))
 
 
 #: ``exception_handlers=`` for ``Starlette(...)`` or ``FastAPI(...)``: `Overloaded`
-#: and `PoolClosed` become 503. ``app.add_exception_handler(Overloaded,
+#: and `PoolClosed` become 503, `Throttled` 429. ``app.add_exception_handler(Overloaded,
 #: overloaded_handler)`` does the same on an existing app.
 EXCEPTION_HANDLERS: Final[Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]]] = {
     Overloaded: overloaded_handler,
     PoolClosed: pool_closed_handler,
+    Throttled: throttled_handler,
 }
 
 
@@ -148,6 +166,19 @@ async def get_password_hash(request: Request) -> PasswordHash:
         missing="pass lifespan=loopsafe.starlette.lifespan(...) to the app "
         "(it sets app.state.password_hash)",
     )
+
+
+async def get_login_password_hash(
+    request: Request, username: str, devices: DeviceCookies
+) -> PasswordHash:
+    """`get_password_hash` for a login: a trusted device goes first (`loopsafe.devices`).
+
+    A valid device cookie for ``username`` in ``request.cookies`` makes the
+    hasher pass the device's own key and a higher priority; anything else
+    leaves the client's key. After a successful login, call
+    ``devices.set_cookie(response, username)``.
+    """
+    return login_password_hash(await get_password_hash(request), devices, request.cookies, username)
 
 
 def request_key(request: Request) -> Key:

@@ -99,6 +99,36 @@ def test_call_catches_overloaded_reaching_it_directly():
     assert response["Retry-After"] == "1"
 
 
+@pytest.mark.parametrize(
+    "mode", [pytest.param("sync", id="sync"), pytest.param("async", id="async")]
+)
+async def test_throttled_is_429_with_the_shared_refusals_retry_after(mode):
+    """A spent login budget (Throttled) is 429, Retry-After in whole seconds, in both stacks."""
+    from loopsafe import Throttled
+    from loopsafe._web import refusal
+
+    exc = Throttled(2.3, scope="account")
+
+    def raising(request):
+        raise exc
+
+    async def araising(request):
+        raise exc
+
+    request = HttpRequest()
+    request.method, request.path = "POST", "/login/"
+    if mode == "sync":
+        response = OverloadMiddleware(raising)(request)
+    else:
+        response = await OverloadMiddleware(araising)(request)
+    answer = refusal(exc)
+    assert answer is not None
+    assert response.status_code == answer.status == 429
+    assert response["Retry-After"] == answer.headers["Retry-After"] == "3"
+    assert response["Content-Type"].startswith("text/plain")
+    assert OverloadMiddleware(raising).process_exception(request, exc).status_code == 429
+
+
 async def test_async_mode_is_detected_and_catches():
     """With an async get_response the middleware is a coroutine function and catches too."""
     from asgiref.sync import iscoroutinefunction

@@ -39,7 +39,7 @@ def test_all_is_sorted_and_complete(name):
 
 
 def test_package_exports_djangos_async_password_functions():
-    """loopsafe.django offers the async twins under Django's names, and nothing else."""
+    """loopsafe.django offers the async twins under Django's names, the client key and devices."""
     import loopsafe.django
 
     assert loopsafe.django.__all__ == [
@@ -49,6 +49,8 @@ def test_package_exports_djangos_async_password_functions():
         "aset_password",
         "averify_password",
         "client_address",
+        "device_cookies",
+        "set_device_cookie",
     ]
 
 

@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from loopsafe import profiles
 from loopsafe._limits import container_limits
-from loopsafe._settings import DEFAULT_NICE, MAX_NICE
+from loopsafe.cli._arguments import (
+    common_options,
+    nice_option,
+    positive_float,
+    positive_int,
+)
 from loopsafe.cli._measure import MissingExtra
 
 if TYPE_CHECKING:
@@ -47,7 +51,6 @@ _BENCH_ALGORITHMS: Final = ("pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sh
 _BENCH_VARIANTS: Final = ("blocking", "sync_to_async", "loopsafe", "django")
 _STORM_VARIANTS: Final = ("sync_to_async", "loopsafe")
 _CALIBRATED: Final = ("pbkdf2_sha256", "argon2", "bcrypt_sha256", "scrypt")
-_PLOT_SUFFIXES: Final = (".png", ".svg", ".pdf")
 
 # What --quick changes, when the option itself is not given.
 _QUICK_USERS: Final = 8
@@ -60,93 +63,6 @@ _QUICK_TARGET_MS: Final = 5.0
 _QUICK_FIXED: Final = profiles.Profile(
     "quick", argon2_memory_cost=1024, argon2_parallelism=1, scrypt_parallelism=1
 )
-
-
-# -- argument types: each error message says what is expected ----------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def _output_file(text: str) -> str:
-    if text == "-":
-        return text
-    parent = Path(text).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {str(parent)!r} does not exist")
-    return text
-
-
-def _plot_file(text: str) -> str:
-    if Path(text).suffix.lower() not in _PLOT_SUFFIXES:
-        raise argparse.ArgumentTypeError(
-            f"the plot's file name must end in {', '.join(_PLOT_SUFFIXES)}, not {text!r}"
-        )
-    return _output_file(text)
-
-
-def _nice(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if not 0 <= value <= MAX_NICE:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, not {value}")
-    return value
-
-
-def _nice_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nice",
-        type=_nice,
-        default=DEFAULT_NICE,
-        metavar="N",
-        help=(
-            f"raise loopsafe's worker threads' nice value by N, 0-{MAX_NICE} "
-            f"(default {DEFAULT_NICE}, as HashPool; Linux only)"
-        ),
-    )
-
-
-def _common(parser: argparse.ArgumentParser, *, plot: bool = True) -> None:
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run in seconds: cheap parameters, little work (CI)",
-    )
-    parser.add_argument(
-        "--json",
-        metavar="FILE",
-        type=_output_file,
-        help="write the results as JSON to FILE ('-': standard output)",
-    )
-    if plot:
-        parser.add_argument(
-            "--plot",
-            metavar="FILE.png",
-            type=_plot_file,
-            help="draw the figures with matplotlib (.png, .svg or .pdf)",
-        )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar, only the results"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument(
-        "--users", type=_positive_int, help="concurrent logins per cell (default 100)"
+        "--users", type=positive_int, help="concurrent logins per cell (default 100)"
     )
     bench.add_argument(
         "--profile",
@@ -200,12 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="repetitions of every cell, in alternating order; figures are medians",
     )
     bench.add_argument(
-        "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
+        "--workers", type=positive_int, help="loopsafe's pool size (default: usable cores)"
     )
     bench.add_argument(
         "--no-per-core",
@@ -213,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the logins-per-core-second comparison between libraries",
     )
-    _nice_option(bench)
-    _common(bench)
+    nice_option(bench)
+    common_options(bench)
 
     storm = commands.add_parser(
         "storm",
@@ -228,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument(
         "--load",
         nargs="+",
-        type=_positive_float,
+        type=positive_float,
         metavar="X",
         help="offered load as multiples of capacity (default 0.5 1 2 4)",
     )
     storm.add_argument(
-        "--duration", type=_positive_float, help="seconds of arrivals per cell (default 20)"
+        "--duration", type=positive_float, help="seconds of arrivals per cell (default 20)"
     )
-    storm.add_argument("--timeout", type=_positive_float, help="seconds a client waits (default 2)")
+    storm.add_argument("--timeout", type=positive_float, help="seconds a client waits (default 2)")
     storm.add_argument(
         "--hasher",
         choices=_BENCH_ALGORITHMS,
@@ -256,14 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     storm.add_argument(
         "--max-queue-wait",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="loopsafe's admission budget (default: timeout - 2 service times)",
     )
     storm.add_argument(
-        "--workers", type=_positive_int, help="loopsafe's pool size (default: usable cores)"
+        "--workers", type=positive_int, help="loopsafe's pool size (default: usable cores)"
     )
-    _nice_option(storm)
+    nice_option(storm)
     storm.add_argument("--seed", type=int, default=36439, help="seed of the arrival schedules")
     flood = storm.add_argument_group(
         "flood",
@@ -273,14 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     flood.add_argument("--flood", action="store_true", help="run the flood comparison")
     flood.add_argument(
         "--flood-load",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="X",
         help="the flood's offered load, x capacity (default 10)",
     )
     flood.add_argument(
         "--legit-load",
-        type=_positive_float,
+        type=positive_float,
         default=0.5,
         metavar="X",
         help="the legitimate users' load together, x capacity (default 0.5)",
@@ -288,12 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     flood.add_argument(
         "--scenario",
         nargs="+",
-        choices=("single", "rotating"),
-        help="single: one flooding key; rotating: spread over --rotating-keys (default both)",
+        choices=("single", "rotating", "devices"),
+        help=(
+            "single: one flooding key; rotating: spread over --rotating-keys; devices: the "
+            "rotating flood against users of whom --returning-share hold a device cookie "
+            "(default: single and rotating)"
+        ),
+    )
+    flood.add_argument(
+        "--returning-share",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="devices: the share of legitimate logins from returning users (default 0.5)",
     )
     flood.add_argument(
         "--rotating-keys",
-        type=_positive_int,
+        type=positive_int,
         default=200,
         metavar="N",
         help="keys the rotating flood spreads over (default 200)",
@@ -303,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="scale loads to cores / CPU seconds per hash, not the measured effective capacity",
     )
-    _common(storm)
+    common_options(storm)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -316,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--target-ms",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
         help="CPU milliseconds per hash to aim for (default 250)",
     )
@@ -334,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--argon2-lanes",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help=(
             "Argon2 parallelism (default: the profile's; loopsafe computes every lane "
@@ -347,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="the module named in the printed PASSWORD_HASHERS (default yourapp.hashers)",
     )
-    _common(calibrate, plot=False)
+    common_options(calibrate, plot=False)
     return parser
 
 
@@ -425,7 +352,7 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str], display: Display) 
 
 def _run_flood(args: argparse.Namespace, argv: Sequence[str], display: Display) -> int:
     from loopsafe.cli._flood import (
-        SCENARIOS,
+        DEFAULT_SCENARIOS,
         FloodConfig,
         flood_document,
         flood_table,
@@ -446,7 +373,8 @@ def _run_flood(args: argparse.Namespace, argv: Sequence[str], display: Display) 
         rotating_keys=args.rotating_keys,
         duration=_pick(args.duration, quick=args.quick, quick_value=_QUICK_DURATION, default=30.0),
         timeout=_pick(args.timeout, quick=args.quick, quick_value=_QUICK_TIMEOUT, default=2.0),
-        scenarios=tuple(args.scenario or SCENARIOS),
+        scenarios=tuple(args.scenario or DEFAULT_SCENARIOS),
+        returning_share=args.returning_share,
         seed=args.seed,
         max_workers=args.workers,
         max_queue_wait=args.max_queue_wait,

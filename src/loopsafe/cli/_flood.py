@@ -1,18 +1,23 @@
 """``loopsafe storm --flood``: a credential-stuffing flood against legitimate users, FIFO vs keyed.
 
-Two open-loop (Poisson) populations share one `HashPool` for ``duration``
+Open-loop (Poisson) populations share one `HashPool` for ``duration``
 seconds, and every client gives up after ``timeout``:
 
-- the **flood**: one client key (``single``) or many (``rotating``, the
-  attacker spread over ``rotating_keys`` addresses) offering ``flood_load`` x
-  capacity together;
+- the **flood**: one client key (``single``) or many (``rotating`` and
+  ``devices``: the attacker spread over ``rotating_keys`` addresses) offering
+  ``flood_load`` x capacity together;
 - the **legitimate users**: ``legit_keys`` keys offering ``legit_load`` x
-  capacity together.
+  capacity together. In the ``devices`` scenario a ``returning_share`` of
+  their logins come from **returning** users holding a device cookie
+  (`loopsafe.devices`, a real signed token verified at each login); the
+  others stay anonymous (``legit``).
 
 Each scenario runs twice on the same arrival schedule, in alternating order:
 ``fifo`` passes no key (admission and dispatch first come, first served, as
 before keys existed) and ``keyed`` passes each client's key (fair share and
-round robin, `loopsafe._fair`). The figures per population: logins answered
+round robin, `loopsafe._fair`); the ``devices`` scenario compares ``keyed``
+(the cookie ignored) with ``devices`` (a valid cookie earns the device's own
+key at `loopsafe.devices.TRUSTED_PRIORITY`). The figures per population: logins answered
 correctly in time, latency percentiles, refusals, timeouts, hashes run, the
 share of the workers' CPU time its hashes took, and wasted hashes (finished
 for a client that had already given up). Before the cells, a few logins on an
@@ -31,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,23 +47,34 @@ from loopsafe._pool import HashPool
 from loopsafe._settings import DEFAULT_NICE, usable_cpus
 from loopsafe.cli._accounts import make_accounts, settle
 from loopsafe.cli._measure import cpu_seconds, machine_info
-from loopsafe.cli._storm import poisson_arrivals, queue_budget
+from loopsafe.cli._storm import _Caller, _Ledger, poisson_arrivals, queue_budget
+from loopsafe.devices import DeviceCookies
 from loopsafe.exceptions import Overloaded
 from loopsafe.hashers import verify_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from loopsafe._fair import Key
     from loopsafe.hashers import Hasher
 
 __all__ = ["FloodCell", "FloodConfig", "FloodResult", "flood_document", "flood_table", "run_flood"]
 
-#: The populations of a flood cell.
-CLASSES: tuple[str, ...] = ("legit", "flood")
-SCENARIOS: tuple[str, ...] = ("single", "rotating")
+#: The populations of a flood cell ("returning": legitimate users with a device cookie).
+CLASSES: tuple[str, ...] = ("returning", "legit", "flood")
+SCENARIOS: tuple[str, ...] = ("single", "rotating", "devices")
+#: What ``--flood`` runs unless ``--scenario`` says otherwise.
+DEFAULT_SCENARIOS: tuple[str, ...] = ("single", "rotating")
+#: The variants each scenario compares.
+SCENARIO_VARIANTS: dict[str, tuple[str, ...]] = {
+    "single": ("fifo", "keyed"),
+    "rotating": ("fifo", "keyed"),
+    "devices": ("keyed", "devices"),
+}
+#: The secret the flood's device cookies are signed with (a benchmark, not a server).
+_BENCH_SECRET = "loopsafe-storm-flood-device-cookies-" + "0" * 16
 #: The baseline before the floods: the legitimate users alone (keyed).
 BASELINE = "none"
-VARIANTS: tuple[str, ...] = ("fifo", "keyed")
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,9 @@ class FloodConfig:
         rotating_keys: Over how many keys the ``rotating`` flood spreads.
         duration: Seconds of arrivals per cell.
         timeout: Seconds each client waits before giving up.
-        scenarios: ``single`` and/or ``rotating``.
+        scenarios: ``single``, ``rotating`` and/or ``devices``.
+        returning_share: In ``devices``, the share of legitimate logins from
+            returning users holding a device cookie.
         baseline: First run the legitimate users alone (scenario ``none``).
         seed: Seed of the arrival schedules (shared by both variants).
         max_workers: The pool's size (default: usable cores).
@@ -94,7 +111,8 @@ class FloodConfig:
     rotating_keys: int = 200
     duration: float = 30.0
     timeout: float = 2.0
-    scenarios: tuple[str, ...] = SCENARIOS
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
+    returning_share: float = 0.5
     baseline: bool = True
     seed: int = 1212
     max_workers: int | None = None
@@ -111,6 +129,8 @@ class FloodConfig:
             raise ValueError("legit_keys and rotating_keys must be at least 1")
         if not (self.duration > 0 and self.timeout > 0):
             raise ValueError("duration and timeout must be positive")
+        if not 0 <= self.returning_share <= 1:
+            raise ValueError("returning_share must be between 0 and 1")
         unknown = set(self.scenarios) - set(SCENARIOS)
         if unknown or not self.scenarios:
             raise ValueError(f"flood scenarios are {', '.join(SCENARIOS)}")
@@ -214,30 +234,6 @@ class FloodResult:
         return statistics.median(self.unloaded_latencies) * 1000 if self.unloaded_latencies else 0.0
 
 
-class _Caller:
-    __slots__ = ("gone", "kind")
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.gone = False
-
-
-class _Ledger:
-    """Hashes that ran, per population: count, wasted, worker CPU seconds."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.ran: Counter[str] = Counter()
-        self.wasted: Counter[str] = Counter()
-        self.cpu: dict[str, float] = dict.fromkeys(CLASSES, 0.0)
-
-    def finished(self, caller: _Caller, cpu: float) -> None:
-        with self._lock:
-            self.ran[caller.kind] += 1
-            self.wasted[caller.kind] += caller.gone
-            self.cpu[caller.kind] += cpu
-
-
 @dataclass
 class _Tally:
     outcomes: dict[str, Counter[str]] = field(
@@ -257,13 +253,15 @@ def _schedule(
     config: FloodConfig, scenario: str, capacity: float, rng: random.Random
 ) -> list[tuple[float, str, str]]:
     """Return ``(at, kind, key)`` arrivals of both populations, sorted by time."""
-    arrivals = [
-        (at, "legit", f"10.0.0.{rng.randrange(config.legit_keys) + 1}")
-        for at in poisson_arrivals(config.legit_load * capacity, config.duration, rng)
-    ]
+    share = config.returning_share if scenario == "devices" else 0.0
+    arrivals = []
+    for at in poisson_arrivals(config.legit_load * capacity, config.duration, rng):
+        number = rng.randrange(config.legit_keys) + 1
+        kind = "returning" if share and rng.random() < share else "legit"
+        arrivals.append((at, kind, f"10.0.0.{number}"))
     if scenario == BASELINE:
         return arrivals
-    flood_keys = config.rotating_keys if scenario == "rotating" else 1
+    flood_keys = 1 if scenario == "single" else config.rotating_keys
     for at in poisson_arrivals(config.flood_load * capacity, config.duration, rng):
         number = rng.randrange(flood_keys)
         arrivals.append((at, "flood", f"10.66.{number >> 8}.{number & 255}"))
@@ -271,18 +269,46 @@ def _schedule(
     return arrivals
 
 
+class _Admitter:
+    """How a variant hands a login to the pool: no key, the client's key, or its device's.
+
+    ``devices`` does what a server does: each returning user's browser holds a
+    real token bound to its username, verified at every login.
+    """
+
+    def __init__(self, variant: str, arrivals: list[tuple[float, str, str]]) -> None:
+        self.variant = variant
+        self.devices = DeviceCookies(_BENCH_SECRET)
+        self.tokens = {
+            key: self.devices.issue(f"user-{key}")
+            for _, kind, key in arrivals
+            if kind == "returning"
+        }
+
+    def __call__(self, kind: str, key: str) -> tuple[Key, int]:
+        """Return the pool key and priority of one login."""
+        if self.variant == "fifo":
+            return None, 0
+        if self.variant == "keyed":
+            return key, 0
+        token = self.tokens.get(key) if kind == "returning" else None
+        admission = self.devices.admission(token, f"user-{key}", key)
+        return admission.key, admission.priority
+
+
 async def _cell(
     hasher: Hasher,
     account: tuple[str, str],
     arrivals: list[tuple[float, str, str]],
     *,
-    keyed: bool,
+    variant: str,
     timeout: float,
     pool: HashPool,
 ) -> tuple[_Tally, _Ledger, LoopLagMonitor, float]:
     ledger = _Ledger()
     tally = _Tally()
     password, encoded = account
+    admitted = _Admitter(variant, arrivals)
 
     def work(caller: _Caller) -> bool:
         cpu = time.thread_time()
@@ -293,10 +319,11 @@ async def _cell(
     async def client(kind: str, key: str) -> None:
         caller = _Caller(kind)
         start = time.perf_counter()
+        pool_key, priority = admitted(kind, key)
         try:
             # The pool knows the client's deadline, so a call still queued
             # when it passes never runs (as PasswordHash's timeout= does).
-            ok = await pool.run(work, caller, key=key if keyed else None, timeout=timeout)
+            ok = await pool.run(work, caller, key=pool_key, priority=priority, timeout=timeout)
         except TimeoutError:
             caller.gone = True
             tally.outcomes[kind]["timed_out"] += 1
@@ -414,7 +441,8 @@ def run_flood(config: FloodConfig, phase: Callable[[str], None] | None = None) -
     if config.baseline:
         plan.append((BASELINE, ("keyed",)))
     for number, scenario in enumerate(config.scenarios):
-        plan.append((scenario, VARIANTS if number % 2 == 0 else tuple(reversed(VARIANTS))))
+        variants = SCENARIO_VARIANTS[scenario]
+        plan.append((scenario, variants if number % 2 == 0 else tuple(reversed(variants))))
     for number, (scenario, order) in enumerate(plan):
         rng = random.Random(config.seed * 100 + number)
         arrivals = _schedule(config, scenario, load_capacity, rng)
@@ -426,7 +454,7 @@ def run_flood(config: FloodConfig, phase: Callable[[str], None] | None = None) -
                     hasher,
                     account,
                     arrivals,
-                    keyed=variant == "keyed",
+                    variant=variant,
                     timeout=config.timeout,
                     pool=pool,
                 )
@@ -439,9 +467,9 @@ def run_flood(config: FloodConfig, phase: Callable[[str], None] | None = None) -
                     timed_out=tally.outcomes[kind]["timed_out"],
                     errors=tally.outcomes[kind]["errors"],
                     latencies=tuple(tally.latencies[kind]),
-                    hashes_run=ledger.ran[kind],
-                    wasted=ledger.wasted[kind],
-                    worker_cpu_s=ledger.cpu[kind],
+                    hashes_run=ledger.ran_by[kind],
+                    wasted=ledger.wasted_by[kind],
+                    worker_cpu_s=ledger.cpu_by.get(kind, 0.0),
                     refusals={
                         name.removeprefix("refused:"): count
                         for name, count in sorted(tally.outcomes[kind].items())
@@ -484,20 +512,26 @@ def flood_table(result: FloodResult) -> str:
         ),
         "",
         (
-            f"{'scenario':9} {'variant':7} {'legit ok':>9} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'scenario':9} {'variant':7} {'back ok':>8} {'back p99':>8} {'legit ok':>9} "
+            f"{'p50 ms':>7} {'p99 ms':>7} "
             f"{'p99/idle':>8} {'refused':>7} {'late':>5} {'flood ok':>9} {'flood cpu':>9} "
             f"{'wasted':>6} {'lag max':>7}"
         ),
     ]
     for cell in result.cells:
         legit, flood = cell.classes["legit"], cell.classes["flood"]
+        back = cell.classes["returning"]
         p99 = percentile(legit.latencies, 99) * 1000
+        back_ok = f"{back.success:8.1%}" if back.offered else f"{'-':>8}"
+        back_p99 = (
+            f"{percentile(back.latencies, 99) * 1000:8.0f}" if back.latencies else f"{'-':>8}"
+        )
         lines.append(
-            f"{cell.scenario:9} {cell.variant:7} {legit.success:9.1%} "
+            f"{cell.scenario:9} {cell.variant:7} {back_ok} {back_p99} {legit.success:9.1%} "
             f"{percentile(legit.latencies, 50) * 1000:7.0f} {p99:7.0f} "
             f"{(p99 / unloaded if unloaded else 0):8.2f} {legit.rejected:7d} "
             f"{legit.timed_out:5d} {flood.success:9.1%} {cell.flood_cpu_share():9.1%} "
-            f"{legit.wasted + flood.wasted:6d} {cell.lag.as_ms()['max_ms']:6.1f}ms"
+            f"{legit.wasted + flood.wasted + back.wasted:6d} {cell.lag.as_ms()['max_ms']:6.1f}ms"
         )
     lines.append("")
     for cell in result.cells:
@@ -528,6 +562,7 @@ def flood_document(result: FloodResult, command: str) -> dict[str, object]:
         "legit_load": config.legit_load,
         "legit_keys": config.legit_keys,
         "rotating_keys": config.rotating_keys,
+        "returning_share": config.returning_share,
         "duration_s": config.duration,
         "timeout_s": config.timeout,
         "unloaded_ms": round(result.unloaded_ms, 1),

@@ -276,28 +276,51 @@ class _Silent:
 
 
 class _Caller:
-    """One call's 'my client has given up' flag, set on the loop, read by the worker."""
+    """One call: its population (``kind``), and its 'my client has given up' flag.
 
-    __slots__ = ("gone",)
+    The flag is set on the loop and read by the worker. ``loopsafe storm``
+    has one population (""); ``--flood`` names them (`loopsafe.cli._flood`).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("gone", "kind")
+
+    def __init__(self, kind: str = "") -> None:
+        self.kind = kind
         self.gone = False
 
 
 class _Ledger:
-    """Hashes that ran to the end, and how many of them for a client already gone."""
+    """Hashes that ran to the end, per population: how many, how many wasted, their CPU time.
+
+    Shared by ``loopsafe storm`` (one population) and ``--flood`` (several):
+    `ran` and `wasted` are the totals, ``ran_by``/``wasted_by``/``cpu_by``
+    the figures per `_Caller.kind`.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.ran = 0
-        self.wasted = 0
+        self.ran_by: Counter[str] = Counter()
+        self.wasted_by: Counter[str] = Counter()
+        self.cpu_by: dict[str, float] = {}
         self.last_end = 0.0
 
-    def finished(self, caller: _Caller) -> None:
+    def finished(self, caller: _Caller, cpu: float = 0.0) -> None:
+        """Count one finished hash for ``caller`` that took ``cpu`` seconds of its thread."""
         with self._lock:
-            self.ran += 1
-            self.wasted += caller.gone
+            self.ran_by[caller.kind] += 1
+            self.wasted_by[caller.kind] += caller.gone
+            self.cpu_by[caller.kind] = self.cpu_by.get(caller.kind, 0.0) + cpu
             self.last_end = time.perf_counter()
+
+    @property
+    def ran(self) -> int:
+        """Hashes that ran to the end, every population together."""
+        return sum(self.ran_by.values())
+
+    @property
+    def wasted(self) -> int:
+        """Of those, hashes for a client that had already given up."""
+        return sum(self.wasted_by.values())
 
 
 @dataclass

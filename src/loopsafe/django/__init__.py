@@ -19,7 +19,10 @@ The pieces, each usable alone:
   becomes HTTP 503 with ``Retry-After``;
 - ``manage.py loopsafe_check``: the pool, the hashers and their cost here;
 - `client_address`, the default ``LOOPSAFE["CLIENT_KEY"]``: which client a
-  request hashes for, so that a flood gets no more than its fair share.
+  request hashes for, so that a flood gets no more than its fair share;
+- `set_device_cookie` after a successful login: the browser's next login
+  for that username is hashed first, on its device's own key
+  (`device_cookies`, signed under ``SECRET_KEY``; see `loopsafe.devices`).
 
 Importing this package needs Django installed, not configured.
 """
@@ -32,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError("loopsafe.django needs Django: pip install 'loopsafe[django]'") from exc
 
 from loopsafe.django._authenticate import aauthenticate
-from loopsafe.django._client import client_address
+from loopsafe.django._client import client_address, device_cookies, set_device_cookie
 from loopsafe.django._passwords import (
     acheck_password,
     amake_password,
@@ -47,4 +50,6 @@ __all__ = [
     "aset_password",
     "averify_password",
     "client_address",
+    "device_cookies",
+    "set_device_cookie",
 ]

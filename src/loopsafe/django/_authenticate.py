@@ -3,7 +3,9 @@
 `model_backend_aauthenticate` is the body of
 ``loopsafe.django.backends.ModelBackend.aauthenticate``; ``PATCH_AUTH`` puts
 the same function on Django's own ``ModelBackend`` where Django hashes on the
-loop. `aauthenticate` is Django's (5.0+), or a port of it on Django 4.2.
+loop. `aauthenticate` is Django's loop over the backends (a port on Django
+4.2, which has none) that also asks synchronous-only gates such as
+django-axes' backends.
 
 Django is imported inside the functions: this module is imported with
 ``loopsafe.django``, before the app registry is ready.
@@ -15,12 +17,13 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from loopsafe.django import _replaced
-from loopsafe.django._client import client_key, using_key
+from loopsafe.django._client import device_admission, using_key
 from loopsafe.django._passwords import (
     acheck_user_password,
     arun_unknown_user_hasher,
     hide_passwords,
 )
+from loopsafe.django._sync_backends import abackend_authenticate
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -66,7 +69,10 @@ async def model_backend_aauthenticate(
     user, hash once anyway so the answer takes as long (Django ticket #20760);
     else check the password, saving an upgraded hash, and apply
     ``user_can_authenticate``. The hashes run under the request's client key
-    (``LOOPSAFE["CLIENT_KEY"]``), so a flood from one client gives way first.
+    (``LOOPSAFE["CLIENT_KEY"]``), so a flood from one client gives way first;
+    a login presenting a valid device cookie for this username
+    (`loopsafe.django.set_device_cookie`) runs under its device's own key at a
+    higher priority, ahead of an anonymous flood.
     `loopsafe.Overloaded` propagates: Django's ``aauthenticate`` stops on it
     without sending ``user_login_failed``, and ``OverloadMiddleware`` answers 503.
     """
@@ -80,7 +86,8 @@ async def model_backend_aauthenticate(
         return None
     if request is None:
         return await _authenticate_user(self, user_model, username, password)
-    with using_key(client_key(request)):
+    admission = device_admission(request, username)
+    with using_key(admission.key, admission.priority):
         return await _authenticate_user(self, user_model, username, password)
 
 
@@ -112,15 +119,19 @@ async def aauthenticate(
     request: HttpRequest | None = None,
     **credentials: Any,
 ) -> AbstractBaseUser | None:
-    """Django's ``aauthenticate``; on Django 4.2, which has none, a port of Django 5.2's.
+    """Django's ``aauthenticate``, asking every backend, its synchronous-only gates included.
 
-    The port tries each backend in ``AUTHENTICATION_BACKENDS`` whose
-    ``authenticate`` accepts the credentials, awaiting its ``aauthenticate``
-    when it has one (loopsafe's ``ModelBackend`` does) and running its
-    ``authenticate`` through ``sync_to_async`` otherwise; ``PermissionDenied``
-    stops the search, and ``user_login_failed`` is sent when no backend
-    accepts. Any other exception, `loopsafe.Overloaded` included, propagates
-    without the signal.
+    The same steps as Django 5.2's and 6.x's (and a port on Django 4.2, which
+    has none): try each backend in ``AUTHENTICATION_BACKENDS`` whose
+    ``authenticate`` accepts the credentials; ``PermissionDenied`` stops the
+    search; ``user_login_failed`` is sent when no backend accepts. One
+    difference: a backend whose own ``authenticate`` is synchronous only
+    (django-axes' ``AxesBackend`` and ``AxesStandaloneBackend``) is asked
+    through that ``authenticate``, off the loop, rather than through an
+    inherited ``aauthenticate`` that would skip it or one that is missing
+    (`loopsafe.django._sync_backends`). So a locked-out login is refused
+    before any hash, and its failure recorded. Any other exception,
+    `loopsafe.Overloaded` included, propagates without the signal.
 
     Args:
         request: The current request, or None.
@@ -129,19 +140,6 @@ async def aauthenticate(
     Returns:
         The authenticated user, with ``backend`` set to its backend's path, or None.
     """
-    from django.contrib import auth
-
-    django_aauthenticate = getattr(auth, "aauthenticate", None)
-    if django_aauthenticate is not None:
-        user: AbstractBaseUser | None = await django_aauthenticate(request, **credentials)
-        return user
-    return await _aauthenticate_4_2(request, credentials)
-
-
-@hide_passwords
-async def _aauthenticate_4_2(
-    request: HttpRequest | None, credentials: dict[str, Any]
-) -> AbstractBaseUser | None:
     from asgiref.sync import sync_to_async
     from django.contrib import auth
     from django.contrib.auth.signals import user_login_failed
@@ -155,10 +153,7 @@ async def _aauthenticate_4_2(
             # This backend does not accept these credentials as arguments.
             continue
         try:
-            if hasattr(backend, "aauthenticate"):
-                user = await backend.aauthenticate(request, **credentials)
-            else:
-                user = await sync_to_async(backend.authenticate)(request, **credentials)
+            user = await abackend_authenticate(backend, request, credentials)
         except PermissionDenied:
             # This backend says to stop in our tracks.
             break
@@ -166,9 +161,11 @@ async def _aauthenticate_4_2(
             continue
         user.backend = backend_path
         return user  # type: ignore[no-any-return] # backends are untyped
-    await sync_to_async(user_login_failed.send)(
-        sender="django.contrib.auth",
-        credentials=auth._clean_credentials(credentials),  # type: ignore[attr-defined] # noqa: SLF001
-        request=request,
-    )
+    cleaned = auth._clean_credentials(credentials)  # type: ignore[attr-defined] # noqa: SLF001
+    if hasattr(user_login_failed, "asend"):
+        await user_login_failed.asend(sender=auth.__name__, credentials=cleaned, request=request)
+    else:  # Django 4.2
+        await sync_to_async(user_login_failed.send)(
+            sender=auth.__name__, credentials=cleaned, request=request
+        )
     return None

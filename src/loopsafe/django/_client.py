@@ -22,17 +22,31 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 from loopsafe._fair import check_key
+from loopsafe.devices import DEFAULT_COOKIE_NAME, Admission, DeviceCookies
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from django.http import HttpRequest
+    from django.http.response import HttpResponseBase
 
     from loopsafe._fair import Key
 
-__all__ = ["client_address", "client_key", "configure", "current_key", "using_key"]
+__all__ = [
+    "client_address",
+    "client_key",
+    "configure",
+    "current_key",
+    "current_priority",
+    "device_admission",
+    "device_cookies",
+    "set_device_cookie",
+    "using_key",
+]
 
 _current: contextvars.ContextVar[Key] = contextvars.ContextVar("loopsafe_client_key", default=None)
+_priority: contextvars.ContextVar[int] = contextvars.ContextVar("loopsafe_priority", default=0)
+_devices: dict[tuple[object, ...], DeviceCookies] = {}
 _resolved: dict[str, Callable[[HttpRequest], Any]] = {}
 #: ``LOOPSAFE["CLIENT_KEY"]`` as `loopsafe.django.conf.apply` last set it (the
 #: app applies it at start-up and whenever the setting changes).
@@ -100,11 +114,61 @@ def current_key() -> Key:
     return _current.get()
 
 
+def current_priority() -> int:
+    """Return the pool priority of the login being served (0 outside a trusted one)."""
+    return _priority.get()
+
+
 @contextlib.contextmanager
-def using_key(key: Key) -> Iterator[None]:
-    """Make ``key`` the current key inside the ``with`` block."""
+def using_key(key: Key, priority: int = 0) -> Iterator[None]:
+    """Make ``key`` (and ``priority``) the current ones inside the ``with`` block."""
     token = _current.set(key)
+    priority_token = _priority.set(priority)
     try:
         yield
     finally:
+        _priority.reset(priority_token)
         _current.reset(token)
+
+
+def device_cookies() -> DeviceCookies:
+    """Return the `loopsafe.devices.DeviceCookies` of this project.
+
+    Signed under ``SECRET_KEY``; ``SECRET_KEY_FALLBACKS`` still verify, so
+    rotating the secret the Django way rotates device cookies too.
+
+    Raises:
+        ValueError: ``SECRET_KEY`` is shorter than 32 bytes (Django's own
+            check, security.W009, asks for 50 characters).
+    """
+    from django.conf import settings
+
+    secrets = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ()))
+    found = _devices.get(secrets)
+    if found is None:
+        found = DeviceCookies(secrets[0], old_secrets=secrets[1:], secure=not settings.DEBUG)
+        _devices.clear()
+        _devices[secrets] = found
+    return found
+
+
+def device_admission(request: HttpRequest, username: object) -> Admission:
+    """How a login for ``username`` in ``request`` is admitted: its device's key first.
+
+    A valid device cookie for ``username`` gives the device's own key and a
+    higher priority; anything else the client's key (``LOOPSAFE["CLIENT_KEY"]``).
+    """
+    key = client_key(request)
+    token = request.COOKIES.get(DEFAULT_COOKIE_NAME)
+    if token is None:  # the common case: no cookie, nothing to verify
+        return Admission(key)
+    try:
+        devices = device_cookies()
+    except ValueError:  # a SECRET_KEY too short to sign with: no cookie can be valid
+        return Admission(key)
+    return devices.admission(token, username, key)
+
+
+def set_device_cookie(response: HttpResponseBase, username: str) -> None:
+    """After a successful login, give the browser a device cookie for ``username``."""
+    device_cookies().set_cookie(response, username)

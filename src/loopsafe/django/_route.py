@@ -1,4 +1,4 @@
-"""What a Django password call tells the pool: the client's key, memory and cost.
+"""What a Django password call tells the pool: the client's key and priority, memory and cost.
 
 Django's hashers are Django's; loopsafe still needs two numbers about them for
 admission: the bytes one hash holds (``MAX_MEMORY``) and the seconds one hash
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth import hashers
 
 from loopsafe._password_call import Route
-from loopsafe.django._client import current_key
+from loopsafe.django._client import current_key, current_priority
 from loopsafe.hashers import (
     Argon2Hasher,
     BCryptHasher,
@@ -117,11 +117,16 @@ def _memory() -> int:
 
 
 def route(key: Key) -> Route:
-    """The route of a Django password call: ``key`` (else the request's), memory and cost."""
+    """The route of a Django password call: its key and priority, memory and cost.
+
+    ``key`` given: that key at priority 0. None: the login being served's
+    (`loopsafe.django._client.using_key`): the request's client, or a trusted
+    device's own key at its higher priority (`loopsafe.devices`).
+    """
     preferred = twin(_preferred())
     return Route(
         key=current_key() if key is None else key,
-        priority=0,
+        priority=current_priority() if key is None else 0,
         memory=_memory(),
         cost=None if preferred is None else preferred.cached_estimate(),
     )

@@ -15,6 +15,9 @@ loopsafe.W004  Argon2/scrypt memory per hash x ``MAX_WORKERS`` above a quarter
                of the memory this process may use
 loopsafe.W005  unknown keys in ``settings.LOOPSAFE`` (typos)
 loopsafe.W006  ``OverloadMiddleware`` missing: an overloaded login answers 500
+loopsafe.W007  an authentication backend with only a synchronous ``authenticate``
+               (django-axes'), which Django's ``aauthenticate()`` would skip
+               or crash on
 =============  ==============================================================
 
 Invalid *values* in ``LOOPSAFE`` also raise ``ImproperlyConfigured`` when
@@ -53,6 +56,7 @@ __all__ = [
     "check_middleware",
     "check_settings_keys",
     "check_settings_values",
+    "check_sync_only_backends",
     "check_user_model",
     "hasher_memory",
     "process_memory_limit",
@@ -300,6 +304,46 @@ def check_middleware(app_configs: object = None, **_: object) -> list[CheckMessa
     ]
 
 
+def check_sync_only_backends(app_configs: object = None, **_: object) -> list[CheckMessage]:  # noqa: ARG001
+    """W007: backends whose ``authenticate`` an async login skips (or crashes on)."""
+    if DJANGO_VERSION < (5, 0):
+        return []  # no Django aauthenticate; loopsafe's asks synchronous backends itself
+    from loopsafe.django._sync_backends import bypass_kind, configured_backend_classes
+
+    messages: list[CheckMessage] = []
+    for path, cls in configured_backend_classes():
+        kind = bypass_kind(cls)
+        if kind is None:
+            continue
+        if kind == "crash":
+            what = (
+                f"{path} has only a synchronous authenticate() and no aauthenticate(): "
+                "Django's aauthenticate() raises AttributeError on it, so every async login "
+                "fails with an error (HTTP 500) and no failure is recorded."
+            )
+        else:
+            inherited = next(k for k in cls.__mro__ if "aauthenticate" in vars(k))
+            what = (
+                f"{path} overrides only the synchronous authenticate(): its aauthenticate() is "
+                f"{inherited.__module__}.{inherited.__qualname__}'s, which never calls it, so an "
+                "async login skips it (a locked-out user's right password logs in)."
+            )
+        messages.append(
+            checks.Warning(
+                what,
+                hint=(
+                    "Set LOOPSAFE = {'PATCH_AUTH': True} or use "
+                    f"{_BACKEND!r} in AUTHENTICATION_BACKENDS (loopsafe then gives the class an "
+                    "aauthenticate() that runs its authenticate() off the loop), or await "
+                    "loopsafe.django.aauthenticate() in async views."
+                ),
+                obj=path,
+                id="loopsafe.W007",
+            )
+        )
+    return messages
+
+
 #: Every check, in id order; the app registers them with the `TAG` tag.
 ALL_CHECKS: Final[tuple[Callable[..., list[CheckMessage]], ...]] = (
     check_settings_values,
@@ -309,4 +353,5 @@ ALL_CHECKS: Final[tuple[Callable[..., list[CheckMessage]], ...]] = (
     check_hasher_memory,
     check_settings_keys,
     check_middleware,
+    check_sync_only_backends,
 )

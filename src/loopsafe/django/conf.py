@@ -21,7 +21,9 @@ Every key is optional. The app applies them when Django starts (its
 ``ready()``) and again whenever the setting changes (``override_settings`` in
 tests sends ``setting_changed``): the loopsafe default pool's bounds are set
 with `loopsafe.configure` when a pool key changed, and ``PATCH_AUTH`` patches or
-unpatches Django. An invalid value raises ``ImproperlyConfigured`` right then,
+unpatches Django, and backends whose only ``authenticate`` is synchronous
+(django-axes') get an async bridge while loopsafe serves async logins
+(`apply_bridge`). An invalid value raises ``ImproperlyConfigured`` right then,
 naming every bad key at once, so a typo cannot go unnoticed under an ASGI
 server, which runs no system checks; ``loopsafe.E001`` reports the same
 problems as system-check errors, and an unknown key is reported by the
@@ -51,7 +53,7 @@ from loopsafe._settings import (
     settings_problems,
     usable_cpus,
 )
-from loopsafe.django import _client, _patch
+from loopsafe.django import _client, _patch, _sync_backends
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,6 +62,7 @@ __all__ = [
     "DEFAULTS",
     "LoopsafeSettings",
     "apply",
+    "apply_bridge",
     "get_settings",
     "label",
     "problems",
@@ -284,9 +287,33 @@ def apply(config: LoopsafeSettings, *, reconcile_pool: bool = False) -> None:
             _patch.patch()
         else:
             _patch.unpatch()
+        apply_bridge(config)
+
+
+def apply_bridge(config: LoopsafeSettings) -> None:
+    """Bridge synchronous-only backends while loopsafe serves async logins, else unbridge.
+
+    loopsafe serves them when ``PATCH_AUTH`` is on or its ``ModelBackend`` (or
+    a subclass) is in ``AUTHENTICATION_BACKENDS``: then Django's own
+    ``aauthenticate`` asks django-axes' backends too (`loopsafe.django._sync_backends`).
+    """
+    from loopsafe.django._passwords import DJANGO_VERSION
+    from loopsafe.django.backends import ModelBackend
+
+    if DJANGO_VERSION < (5, 0):
+        # No Django aauthenticate to protect; loopsafe's own asks every backend.
+        _sync_backends.unbridge()
+        return
+    classes = [cls for _, cls in _sync_backends.configured_backend_classes()]
+    if config.patch_auth or any(issubclass(cls, ModelBackend) for cls in classes):
+        _sync_backends.bridge(classes)
+    else:
+        _sync_backends.unbridge()
 
 
 def setting_changed_receiver(*, setting: str, **kwargs: Any) -> None:  # noqa: ARG001 - Django's signal
     """Re-apply ``LOOPSAFE`` when it changes (``override_settings``, ``modify_settings``)."""
     if setting == "LOOPSAFE":
         apply(get_settings(), reconcile_pool=True)
+    elif setting == "AUTHENTICATION_BACKENDS":
+        apply_bridge(get_settings())

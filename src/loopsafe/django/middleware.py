@@ -9,7 +9,8 @@ When the hashing pool refuses a login (its queue would wait longer than
 `loopsafe.Overloaded`. Without this middleware Django answers 500 and logs an
 error; with it the client gets 503 with a ``Retry-After`` header at once, and
 the overload is logged once at WARNING on the ``loopsafe.django`` logger
-(counts and seconds only). Works under ASGI and WSGI.
+(counts and seconds only). A `loopsafe.Throttled` (`loopsafe.throttle`'s
+per-account budget) becomes 429 with ``Retry-After``. Works under ASGI and WSGI.
 
 It also names the client each request hashes for: ``LOOPSAFE["CLIENT_KEY"]``
 (by default the address Django sees) is put in a context variable for the
@@ -29,13 +30,15 @@ from django.http import HttpResponse
 
 from loopsafe._web import refusal
 from loopsafe.django._client import client_key, using_key
-from loopsafe.exceptions import Overloaded
+from loopsafe.exceptions import Overloaded, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
+
+    from loopsafe._web import Refusal
 
 __all__ = ["OverloadMiddleware"]
 
@@ -74,6 +77,8 @@ class OverloadMiddleware:
                 response = self.get_response(request)
         except Overloaded as exc:
             return self.overloaded_response(request, exc)
+        except Throttled as exc:
+            return self.throttled_response(exc)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -83,13 +88,23 @@ class OverloadMiddleware:
                 response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc] # async mode: get_response is async
         except Overloaded as exc:
             return self.overloaded_response(request, exc)
+        except Throttled as exc:
+            return self.throttled_response(exc)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer a view's `Overloaded` with 503; leave every other exception to Django."""
         if isinstance(exception, Overloaded):
             return self.overloaded_response(request, exception)
+        if isinstance(exception, Throttled):
+            return self.throttled_response(exception)
         return None
+
+    def throttled_response(self, exc: Throttled) -> HttpResponse:
+        """Return the 429 answering `loopsafe.throttle`'s refusal, with ``Retry-After``."""
+        answer = refusal(exc)
+        assert answer is not None  # noqa: S101 - refusal() answers every Throttled
+        return _plain_text(answer, "Too many login attempts; please retry later.\n")
 
     def overloaded_response(self, request: HttpRequest, exc: Overloaded) -> HttpResponse:
         """Return the 503 response: plain text, ``Retry-After`` in whole seconds (at least 1).
@@ -111,11 +126,12 @@ class OverloadMiddleware:
             exc.estimated_wait,
             retry_after,
         )
-        response = HttpResponse(
-            "The server is busy checking passwords; please retry shortly.\n",
-            status=answer.status,
-            content_type="text/plain; charset=utf-8",
-        )
-        for name, value in answer.headers.items():
-            response[name] = value
-        return response
+        return _plain_text(answer, "The server is busy checking passwords; please retry shortly.\n")
+
+
+def _plain_text(answer: Refusal, text: str) -> HttpResponse:
+    """``answer``'s status and headers (`loopsafe._web.refusal`) with a plain-text body."""
+    response = HttpResponse(text, status=answer.status, content_type="text/plain; charset=utf-8")
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.contrib.auth.hashers import Argon2PasswordHasher, PBKDF2PasswordHasher
 
 #: Iterations of the configured (preferred) hasher.
@@ -44,6 +46,42 @@ class OwnEncodeArgon2PasswordHasher(CheapArgon2PasswordHasher):
         """Count the call, then encode as Django does."""
         type(self).calls += 1
         return super().encode(password, salt)
+
+
+class CountingPBKDF2PasswordHasher(TestPBKDF2PasswordHasher):
+    """`TestPBKDF2PasswordHasher` under its own name that counts every hash it computes.
+
+    ``verify`` (a password check) and ``encode`` (a new hash, the dummy hash
+    for an unknown user included) each count one, on whichever thread runs them.
+    """
+
+    algorithm = "pbkdf2_sha256_counted"
+    hashes = 0
+    _lock = threading.Lock()
+
+    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
+        """Count one hash, then encode as Django does."""
+        with self._lock:
+            type(self).hashes += 1
+        return super().encode(password, salt, iterations)
+
+
+class PriorityRecordingPBKDF2PasswordHasher(TestPBKDF2PasswordHasher):
+    """`TestPBKDF2PasswordHasher` that records the login priority each hash ran for.
+
+    The pool runs the hash in a copy of the request's context, so
+    ``loopsafe.django._client.current_priority()`` there is the login's.
+    """
+
+    algorithm = "pbkdf2_sha256_priority"
+    seen: list[int] = []  # noqa: RUF012 - a class-wide record is the point
+
+    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
+        """Record the current priority, then encode as Django does."""
+        from loopsafe.django._client import current_priority
+
+        type(self).seen.append(current_priority())
+        return super().encode(password, salt, iterations)
 
 
 class MemoryArgon2PasswordHasher(Argon2PasswordHasher):

@@ -11,6 +11,7 @@ tens of milliseconds of loop lag per login.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,12 @@ INSTALLED_APPS = [
     "loopsafe.django",
     "testproject",
 ]
+#: django-axes (a test dependency) when installed: off unless a test turns it on
+#: (tests/django/test_axes.py), so other tests' failed logins lock nobody out.
+HAS_AXES = importlib.util.find_spec("axes") is not None
+if HAS_AXES:
+    INSTALLED_APPS.append("axes")
+AXES_ENABLED = False
 MIDDLEWARE = [
     "loopsafe.django.middleware.OverloadMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 
 from loopsafe import Overloaded
@@ -11,9 +13,9 @@ from loopsafe.django import aauthenticate
 REFUSAL = {"retry_after": 2.2, "estimated_wait": 3.5, "queued": 7}
 
 
-async def login(request: HttpRequest) -> HttpResponse:
-    """Check the posted credentials: 200 with the username, or 401."""
-    user = await aauthenticate(
+async def _check(request: HttpRequest, authenticate: Any = aauthenticate) -> HttpResponse:
+    """Authenticate the posted credentials: 200 with the username, or 401."""
+    user = await authenticate(
         request,
         username=request.POST.get("username"),
         password=request.POST.get("password"),
@@ -21,6 +23,28 @@ async def login(request: HttpRequest) -> HttpResponse:
     if user is None:
         return HttpResponse("no\n", status=401)
     return HttpResponse(f"{user.get_username()}\n")
+
+
+async def login(request: HttpRequest) -> HttpResponse:
+    """Check the posted credentials: 200 with the username, or 401."""
+    return await _check(request)
+
+
+async def login_device(request: HttpRequest) -> HttpResponse:
+    """`login`, and a device cookie for the user on success."""
+    from loopsafe.django import set_device_cookie
+
+    response = await _check(request)
+    if response.status_code == 200:
+        set_device_cookie(response, request.POST["username"])
+    return response
+
+
+async def login_django(request: HttpRequest) -> HttpResponse:
+    """`login`, through Django's own ``aauthenticate`` (Django 5.0+)."""
+    from django.contrib.auth import aauthenticate as django_aauthenticate
+
+    return await _check(request, django_aauthenticate)
 
 
 async def overloaded(request: HttpRequest) -> HttpResponse:
